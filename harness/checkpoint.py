@@ -1,0 +1,75 @@
+"""One checkpoint schema for every benchmark and both frameworks.
+
+A checkpoint is a folder `<out_dir>/checkpoints/epoch-<N>/` holding
+- `state.json`: schema version, benchmark, framework, epoch, step, the config as a plain dict,
+  Python/NumPy RNG states and anything small the benchmark adds (`extra`);
+- the framework payload written by `torch_runtime.save_payload` / `tf_runtime.save_payload`
+  (model, optimizer, scheduler, framework RNG states).
+Rank 0 writes it into a temporary folder and renames it into place, so a run killed mid-write
+never leaves a half checkpoint that `--resume` would pick up.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pickle
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+from harness.errors import UserError
+from harness.seeding import python_rng_states, restore_python_rng_states
+
+SCHEMA_VERSION = 1
+STATE_FILE = "state.json"
+
+
+def checkpoint_root(out_dir: str | os.PathLike) -> Path:
+    return Path(out_dir) / "checkpoints"
+
+
+def save_checkpoint(out_dir: str | os.PathLike, *, benchmark: str, framework: str, epoch: int,
+                    step: int, config: dict, write_payload: Callable[[Path], None],
+                    extra: dict | None = None, keep: int = 2) -> Path:
+    """Write checkpoint `epoch` atomically; keep the newest `keep` checkpoints."""
+    root = checkpoint_root(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"epoch-{epoch:04d}"
+    staging = root / f".epoch-{epoch:04d}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    write_payload(staging)
+    rng = base64.b64encode(pickle.dumps(python_rng_states())).decode("ascii")
+    state = {"schema": SCHEMA_VERSION, "benchmark": benchmark, "framework": framework, "epoch": epoch,
+             "step": step, "config": config, "python_rng": rng, "extra": extra or {}}
+    (staging / STATE_FILE).write_text(json.dumps(state, indent=1))
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(staging, final)
+    for old in sorted(root.glob("epoch-*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint folder, or None."""
+    root = checkpoint_root(out_dir)
+    complete = [path for path in sorted(root.glob("epoch-*")) if (path / STATE_FILE).is_file()]
+    return complete[-1] if complete else None
+
+
+def load_checkpoint_state(path: Path, *, benchmark: str, framework: str) -> dict[str, Any]:
+    """Read and check `state.json`; restores the Python/NumPy RNGs. UserError if it does not fit."""
+    try:
+        state = json.loads((path / STATE_FILE).read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path / STATE_FILE}: unreadable checkpoint ({error})") from None
+    if state.get("schema") != SCHEMA_VERSION:
+        raise UserError(f"{path}: checkpoint schema {state.get('schema')}, this code reads {SCHEMA_VERSION}")
+    if (state.get("benchmark"), state.get("framework")) != (benchmark, framework):
+        raise UserError(f"{path}: checkpoint of {state.get('benchmark')}/{state.get('framework')}, "
+                        f"cannot resume {benchmark}/{framework} from it")
+    restore_python_rng_states(pickle.loads(base64.b64decode(state["python_rng"])))  # noqa: S301 - our own file
+    return state

@@ -1,0 +1,44 @@
+"""Errors a user can cause (bad config, corrupt dataset, missing file) and how they are reported.
+
+Internal bugs are not caught anywhere: they crash loudly in tests. `UserError`s are caught only at
+the command-line edge by `exit_on_user_error`, which prints one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable, TypeVar
+
+F = TypeVar("F", bound=Callable)
+
+EXIT_USER_ERROR = 2
+
+
+class UserError(Exception):
+    """Something the user can fix: the message says what, where, and what to do."""
+
+
+class ConfigError(UserError):
+    """A config file or override that does not fit the config schema."""
+
+
+class DatasetError(UserError):
+    """A dataset that is missing, incomplete or corrupt."""
+
+
+def exit_on_user_error(function: F) -> F:
+    """Decorate a command-line `main`: a UserError becomes `error: <message>` and exit code 2."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except UserError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
