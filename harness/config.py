@@ -50,6 +50,9 @@ class RunOptions:
     checkpoint_every_epochs: int = 0  # 0 = never
     resume: bool = False
     progress: bool = True
+    # False trains the whole epoch budget even after the target is met (convergence studies, tests);
+    # the status is still decided by the last evaluation
+    stop_at_target: bool = True
 
 
 @dataclass(frozen=True)

@@ -83,9 +83,12 @@ class TrainingRun:
         self.barrier = barrier or (lambda: None)
         self.eval_every_epochs = max(1, eval_every_epochs)
         self.log_file = log_path_for(config)
-        self._keep_previous_log()
         mllog.reset()
-        mllog.config(filename=str(self.log_file), echo=False, default_stack_offset=2)
+        if mllog.detect_rank() == 0:  # other ranks neither touch the file nor write to it
+            self._keep_previous_log()
+            mllog.config(filename=str(self.log_file), echo=False, default_stack_offset=2)
+        else:
+            mllog.config(echo=False, default_stack_offset=2)
         self.logger = mllog.get_mllogger()
         self.run_start_ms: int | None = None
         self.eval_history: list[tuple[int, float]] = []
@@ -191,11 +194,12 @@ class TrainingRun:
         self.logger.end(key=constants.EVAL_STOP, value=epoch, metadata={"epoch_num": epoch})
 
     def record_eval(self, value: float, epoch: int) -> bool:
-        """Log eval_accuracy; True when it meets the target (direction from the rules)."""
+        """Log eval_accuracy; True when it meets the target (direction from the rules) and the run
+        should stop there (`run.stop_at_target`)."""
         value = float(value)
         self.logger.event(key=constants.EVAL_ACCURACY, value=value, metadata={"epoch_num": epoch})
         self.eval_history.append((epoch, value))
-        return math.isfinite(value) and self.spec.target_reached(value)
+        return self.config.run.stop_at_target and math.isfinite(value) and self.spec.target_reached(value)
 
     def stop(self, throughput: float = 0.0) -> RunResult:
         """run_stop with status success (target met) or aborted (budget spent); closes the log."""

@@ -179,3 +179,32 @@ MICRO_BATCH_SIZE = "micro_batch_size"
 CONFIG_FILENAME = "config_filename"
 
 # --- Keys used by this suite's own rules (ruleset mlbench-1.0) that mlperf-logging lacks. ---
+# ResNet SGD keys read by the training-0.7.0 rules (closed_resnet_sgd.yaml) but absent from
+# mlperf-logging's constants module (only the LARS ones are there).
+SGD_OPT_BASE_LEARNING_RATE = "sgd_opt_base_learning_rate"
+SGD_OPT_END_LR = "sgd_opt_end_learning_rate"
+SGD_OPT_LR_DECAY_POLY_POWER = "sgd_opt_learning_rate_decay_poly_power"
+SGD_OPT_LR_DECAY_STEPS = "sgd_opt_learning_rate_decay_steps"
+SGD_OPT_WEIGHT_DECAY = "sgd_opt_weight_decay"
+SGD_OPT_MOMENTUM = "sgd_opt_momentum"
+# The ruleset a log was written for (mlbench-1.0.0, mlbench-1.0.0-smoke, ...): the checker reads it
+# when no --ruleset is given. mlperf-logging ignores keys it does not know.
+SUBMISSION_RULESET = "submission_ruleset"
+# NCF (MLPerf v0.5/v0.6 reference, recommendation/pytorch): NeuMF shape and negative sampling.
+MODEL_FACTORS = "model_factors"
+MODEL_MLP_LAYER_SIZES = "model_mlp_layer_sizes"
+TRAIN_NEGATIVES_PER_POSITIVE = "train_negatives_per_positive"
+EVAL_NEGATIVES_PER_USER = "eval_negatives_per_user"
+EVAL_HR_K = "eval_hr_k"
+# DeepSpeech2 (MLPerf v0.5 reference, speech_recognition/pytorch/params.py).
+OPT_MOMENTUM = "opt_momentum"
+OPT_LR_ANNEAL_FACTOR = "opt_learning_rate_anneal_factor"
+MODEL_RNN_TYPE = "model_rnn_type"
+MODEL_RNN_HIDDEN_SIZE = "model_rnn_hidden_size"
+MODEL_RNN_LAYERS = "model_rnn_layers"
+# Minigo (MLPerf v0.7 rules; mlperf-logging logs them but its constants module lacks them).
+TRAIN_BATCH_SIZE = "train_batch_size"
+LR_BOUNDARIES = "lr_boundaries"
+LR_RATES = "lr_rates"
+ACTUAL_SELFPLAY_GAMES_PER_GENERATION = "actual_selfplay_games_per_generation"
+MIN_SELFPLAY_GAMES_PER_GENERATION = "min_selfplay_games_per_generation"

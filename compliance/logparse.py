@@ -1,0 +1,177 @@
+"""Read MLLOG lines one at a time: bounded memory, linear in the length of every line.
+
+A log line is `<anything>:::MLLOG {json object}`. Like mlperf-logging's parser (which cuts with
+`re.sub(".*:::MLLOG ", ...)`), the object starts after the *last* marker on the line, so a prefix
+from a progress bar or a rank tag does not matter. The marker is found with `bytes.rfind`, never a
+regex with a leading `.*`, and the rest goes to the C JSON decoder: a 50 MB line costs a few
+hundred milliseconds, not minutes.
+
+    with open_log(path) as handle:
+        for lineno, event_or_problem in iter_events(handle):
+            ...
+
+`open_log` raises `UnusableInput` (missing, unreadable, not a regular file, symlink loop) with one
+readable line; everything wrong *inside* a readable file is reported per line by the parser.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import re
+import stat
+from typing import Any, BinaryIO, Iterator
+
+MARKER = b":::MLLOG "
+MARKER_LENGTH = len(MARKER)
+# A line longer than this is reported and skipped, so one pathological line cannot exhaust memory.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+# Lines up to this length are decoded with a float hook that refuses overflow (1e999 -> inf);
+# longer ones are first scanned for a number that could overflow, and only then hooked.
+_HOOKED_FLOAT_LINE_BYTES = 1024 * 1024
+_MAYBE_OVERFLOW = re.compile(r"[eE]\+?0*[1-9]\d{2}|\d{300}")
+
+EVENT_TYPES = frozenset(("POINT_IN_TIME", "INTERVAL_START", "INTERVAL_END"))
+
+
+class UnusableInput(Exception):
+    """The input cannot be checked at all (exit code 2): the message says why, in one line."""
+
+
+class NonFiniteNumber(ValueError):
+    """NaN, Infinity or a number too large for a float, somewhere in an event."""
+
+
+def _refuse_constant(name: str) -> float:
+    raise NonFiniteNumber(f"{name} (not a finite number)")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if number - number != 0.0:  # inf (or nan): the literal overflows a double
+        raise NonFiniteNumber(f"{text[:40]}{'...' if len(text) > 40 else ''} (too large for a float)")
+    return number
+
+
+_plain_decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+_hooked_decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def decode_event(text: str) -> Any:
+    """json.loads for one event: NonFiniteNumber for NaN/Infinity/overflow, ValueError otherwise.
+
+    RecursionError (a deeply nested value) is turned into ValueError, so callers catch one thing.
+    """
+    decoder = _hooked_decoder
+    if len(text) > _HOOKED_FLOAT_LINE_BYTES and not _MAYBE_OVERFLOW.search(text):
+        decoder = _plain_decoder
+    try:
+        return decoder.decode(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def json_error_text(error: Exception) -> str:
+    """A short description of why a line is not an MLLOG JSON object."""
+    if isinstance(error, NonFiniteNumber):
+        return str(error)
+    if isinstance(error, json.JSONDecodeError):
+        return f"not valid JSON ({error.msg} at column {error.colno + MARKER_LENGTH})"
+    if isinstance(error, UnicodeDecodeError):
+        return f"not valid UTF-8 (byte {error.start})"
+    text = str(error)
+    if "Exceeds the limit" in text:
+        return "not valid JSON (an integer with more than 4300 digits)"
+    return f"not valid JSON ({text[:80]})"
+
+
+def open_log(path: str | os.PathLike) -> BinaryIO:
+    """Open a log for reading in binary; UnusableInput if it cannot be read as a regular file."""
+    name = os.fspath(path)
+    try:
+        info = os.stat(name)
+    except FileNotFoundError:
+        if os.path.islink(name):
+            raise UnusableInput("broken symbolic link") from None
+        raise UnusableInput("no such file") from None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise UnusableInput("symbolic link loop") from None
+        raise UnusableInput(f"cannot read ({error.strerror or error})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise UnusableInput("is a directory, not a log file")
+    if not stat.S_ISREG(info.st_mode):
+        raise UnusableInput("not a regular file (device, pipe or socket)")
+    try:
+        return open(name, "rb")  # noqa: SIM115 - the caller closes it
+    except OSError as error:
+        raise UnusableInput(f"cannot read ({error.strerror or error})") from None
+
+
+def iter_lines(handle: BinaryIO, max_line: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, raw bytes) for every line; None for a line over `max_line` (skipped whole)."""
+    readline = handle.readline
+    lineno = 0
+    while True:
+        raw = readline(max_line)
+        if not raw:
+            return
+        lineno += 1
+        if len(raw) >= max_line and not raw.endswith(b"\n"):
+            while True:  # drop the rest of the over-long line in bounded chunks
+                chunk = readline(max_line)
+                if not chunk or chunk.endswith(b"\n"):
+                    break
+            yield lineno, None
+            continue
+        yield lineno, raw
+
+
+def event_text(raw: bytes) -> str | None:
+    """The JSON text after the last MLLOG marker of a line, or None when there is no marker."""
+    position = raw.rfind(MARKER)
+    if position < 0:
+        return None
+    body = raw[position + MARKER_LENGTH:]
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body.decode("utf-8", "replace")
+
+
+def iter_events(handle: BinaryIO) -> Iterator[tuple[int, dict | str]]:
+    """(line number, event dict) for each MLLOG line, or (line number, problem text)."""
+    for lineno, raw in iter_lines(handle):
+        if raw is None:
+            yield lineno, f"line longer than {MAX_LINE_BYTES // 2**20} MiB, skipped"
+            continue
+        text = event_text(raw)
+        if text is None:
+            continue
+        try:
+            event = decode_event(text)
+        except ValueError as error:
+            yield lineno, json_error_text(error)
+            continue
+        if type(event) is not dict:
+            yield lineno, f"not a JSON object (a {type(event).__name__})"
+            continue
+        yield lineno, event
+
+
+def finite_time(value: Any) -> float | None:
+    """time_ms as a float when it is a usable timestamp (a finite number >= 0), else None."""
+    if (type(value) is int or type(value) is float) and value >= 0:
+        try:
+            number = float(value)
+        except OverflowError:
+            return None
+        if math.isfinite(number) and number < 1e17:
+            return number
+    return None
+
+
+__all__ = ["MARKER", "MAX_LINE_BYTES", "EVENT_TYPES", "UnusableInput", "NonFiniteNumber", "decode_event",
+           "json_error_text", "open_log", "iter_lines", "event_text", "iter_events", "finite_time"]

@@ -1,0 +1,102 @@
+"""The two optimizers the ResNet rules allow, as Keras 3 optimizers with the reference's update rules.
+
+- `SGD`: PyTorch's `torch.optim.SGD` update (what `../pytorch/train.py` runs), with L2 weight decay
+  coupled into the gradient: g += wd * w; buf = momentum * buf + g; w -= lr * (g + momentum * buf
+  if nesterov else buf). Keras' own SGD folds the learning rate into the velocity
+  (v = momentum * v - lr * g), which differs from PyTorch whenever the learning rate changes, i.e.
+  every step of warmup and polynomial decay; this class keeps the two frameworks on one rule.
+- `LARS`: layer-wise adaptive rate scaling (You et al. 2017, "Large Batch Training of
+  Convolutional Networks"), as the MLPerf reference's `lars_optimizer.py` (mlcommons/training
+  image_classification/tensorflow2) computes it: trust = eta * ||w|| / (||g|| + wd * ||w|| + eps)
+  (1 where either norm is 0); v = momentum * v + lr * trust * (g + wd * w); w -= v.
+
+`no_wd_on_bn_bias`: BatchNorm gamma/beta and biases (the 1-D variables) get neither weight decay
+nor LARS scaling, as in the reference's skip list (`batch_normalization`, `bias`) and Goyal et al.
+2017. The learning rate is set from Python every step (`optimizer.learning_rate = schedule(step)`)
+with the one schedule both frameworks share (`image_classification.config.LearningRateSchedule`).
+
+Gradients arrive all-reduced (summed over replicas of a per-replica loss that is already divided by
+the global batch), so the update runs once on the mean gradient under any strategy.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+def decays(variable, no_wd_on_bn_bias: bool) -> bool:
+    """Weight decay (and LARS scaling) for this variable? Not for 1-D ones (BN, bias) if excluded."""
+    return not (no_wd_on_bn_bias and len(variable.shape) <= 1)
+
+
+class SGD(keras.optimizers.Optimizer):
+    """torch.optim.SGD(momentum, dampening=0, weight_decay, nesterov) as a Keras optimizer."""
+
+    def __init__(self, learning_rate: float = 0.1, momentum: float = 0.9, weight_decay: float = 1e-4,
+                 nesterov: bool = False, no_wd_on_bn_bias: bool = True, name: str = "sgd", **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.momentum = momentum
+        self.l2 = weight_decay  # not Keras' `weight_decay`, which is decoupled (AdamW-style)
+        self.nesterov = nesterov
+        self.no_wd_on_bn_bias = no_wd_on_bn_bias
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self.momentums = self.add_optimizer_variables(variables, "momentum")
+
+    def update_step(self, gradient, variable, learning_rate):
+        learning_rate = ops.cast(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        if self.l2 and decays(variable, self.no_wd_on_bn_bias):
+            gradient = gradient + self.l2 * variable
+        buffer = self.momentums[self._get_variable_index(variable)]
+        # torch: the buffer starts as the first gradient; a zero buffer times momentum gives the same
+        self.assign(buffer, buffer * self.momentum + gradient)
+        step = gradient + self.momentum * buffer if self.nesterov else buffer
+        self.assign_sub(variable, learning_rate * step)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "l2": self.l2,
+                "nesterov": self.nesterov, "no_wd_on_bn_bias": self.no_wd_on_bn_bias}
+
+
+class LARS(keras.optimizers.Optimizer):
+    """LARS with momentum, the MLPerf reference's update (see the module docstring)."""
+
+    def __init__(self, learning_rate: float = 0.1, momentum: float = 0.9, weight_decay: float = 1e-4,
+                 eta: float = 0.001, epsilon: float = 0.0, no_wd_on_bn_bias: bool = True,
+                 name: str = "lars", **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.momentum = momentum
+        self.l2 = weight_decay
+        self.eta = eta
+        self.epsilon = epsilon
+        self.no_wd_on_bn_bias = no_wd_on_bn_bias
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self.momentums = self.add_optimizer_variables(variables, "momentum")
+
+    def update_step(self, gradient, variable, learning_rate):
+        learning_rate = ops.cast(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        scaled_lr = learning_rate
+        if decays(variable, self.no_wd_on_bn_bias):
+            w_norm = ops.sqrt(ops.sum(ops.square(variable)))
+            g_norm = ops.sqrt(ops.sum(ops.square(gradient)))
+            trust = ops.where(w_norm > 0, ops.where(
+                g_norm > 0, self.eta * w_norm / (g_norm + self.l2 * w_norm + self.epsilon), 1.0), 1.0)
+            scaled_lr = learning_rate * trust
+            gradient = gradient + self.l2 * variable
+        velocity = self.momentums[self._get_variable_index(variable)]
+        self.assign(velocity, velocity * self.momentum + scaled_lr * gradient)
+        self.assign_sub(variable, velocity)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "l2": self.l2, "eta": self.eta,
+                "epsilon": self.epsilon, "no_wd_on_bn_bias": self.no_wd_on_bn_bias}

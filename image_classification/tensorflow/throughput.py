@@ -1,0 +1,80 @@
+"""Training images/s of our Keras ResNet-50 against `keras.applications.ResNet50(weights=None)`.
+
+Both models run the same training step (softmax cross-entropy, SGD with momentum, one
+`tf.function`, optional XLA) on the same synthetic batch held on the device, so the comparison
+measures the models and not the input pipeline. Rounds alternate between the two models and the
+best round of each counts, which keeps a busy machine from favouring whichever model ran first.
+`image_classification/bench.py` calls `tensorflow_throughput`.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+
+import keras
+import tensorflow as tf
+
+from image_classification.tensorflow.model import build_model, count_parameters
+
+
+def _train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer, jit_compile: bool):
+    @tf.function(jit_compile=jit_compile)
+    def step(images, labels):
+        with tf.GradientTape() as tape:
+            logits = tf.cast(model(images, training=True), tf.float32)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+        variables = model.trainable_variables
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    return step
+
+
+def _time_steps(step, images, labels, steps: int) -> float:
+    start = time.perf_counter()
+    loss = None
+    for _ in range(steps):
+        loss = step(images, labels)
+    float(loss)  # wait for the device to finish the last step
+    return time.perf_counter() - start
+
+
+def tensorflow_throughput(batch_size: int = 32, steps: int = 10, image_size: int = 224, *,
+                          warmup_steps: int = 3, rounds: int = 3, jit_compile: bool = False,
+                          num_classes: int = 1000, seed: int = 0) -> dict:
+    """Training images/s of ours and of keras.applications.ResNet50 at the same batch; ratio >= 0.95 wanted."""
+    keras.utils.set_random_seed(seed)
+    images = tf.random.normal([batch_size, image_size, image_size, 3], seed=seed)
+    labels = tf.random.uniform([batch_size], 0, num_classes, dtype=tf.int32, seed=seed)
+    models = {
+        "ours": build_model(num_classes=num_classes, image_size=image_size),
+        "keras_applications": keras.applications.ResNet50(
+            weights=None, input_shape=(image_size, image_size, 3), classes=num_classes,
+            classifier_activation=None),
+    }
+    steps_fns = {name: _train_step(model, keras.optimizers.SGD(0.01, momentum=0.9), jit_compile)
+                 for name, model in models.items()}
+    for name, step in steps_fns.items():  # trace, compile, autotune
+        _time_steps(step, images, labels, warmup_steps)
+    best = {name: float("inf") for name in models}
+    for _ in range(rounds):
+        for name, step in steps_fns.items():
+            best[name] = min(best[name], _time_steps(step, images, labels, steps))
+    ours = batch_size * steps / best["ours"]
+    theirs = batch_size * steps / best["keras_applications"]
+    gpus = tf.config.list_physical_devices("GPU")
+    device = (tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU") if gpus
+              else f"CPU ({platform.processor() or platform.machine()})")
+    return {
+        "framework": f"tensorflow {tf.__version__}, keras {keras.__version__}",
+        "device": device,
+        "precision": keras.mixed_precision.global_policy().name,
+        "jit_compile": jit_compile,
+        "batch_size": batch_size, "image_size": image_size, "steps": steps, "rounds": rounds,
+        "ours_parameters": count_parameters(models["ours"]),
+        "keras_applications_parameters": count_parameters(models["keras_applications"]),
+        "ours_images_per_s": ours,
+        "keras_applications_images_per_s": theirs,
+        "ratio": ours / theirs,
+    }

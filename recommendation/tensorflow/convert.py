@@ -1,0 +1,170 @@
+"""NeuMF weights between PyTorch and Keras, one to one (the layer names are the same in both models).
+
+The interchange format is the PyTorch `state_dict` as NumPy arrays (recommendation/weights.py names
+and layouts): an embedding table is the same array in both frameworks; an nn.Linear `weight` is
+(out, in) where a Dense `kernel` is (in, out), so it is transposed; biases are copied.
+
+    state = keras_to_torch_layout(keras_model)        # {"mlp.0.weight": (256, 256) array, ...}
+    load_torch_layout(keras_model, state)              # the other way
+    torch_to_keras(torch_model, keras_model)           # module to model (imports torch lazily)
+    keras_to_torch(keras_model, torch_model)
+
+    python -m recommendation.tensorflow.convert torch_state.pt neumf.weights.h5   # a state_dict or a
+    python -m recommendation.tensorflow.convert neumf.weights.h5 model_state.pt    # harness payload
+
+Nothing here imports torch at module level, so the TensorFlow image needs no PyTorch.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+
+from harness.errors import UserError, exit_on_user_error
+
+if TYPE_CHECKING:
+    import keras
+
+EMBEDDINGS = ("mf_user_embed", "mf_item_embed", "mlp_user_embed", "mlp_item_embed")
+
+
+def _variables(model: "keras.Model") -> Iterator[tuple[str, object, bool]]:
+    """(state_dict name, Keras variable, transposed?) for every parameter, in PyTorch's order."""
+    for name in EMBEDDINGS:
+        yield f"{name}.weight", getattr(model, name).embeddings, False
+    for layer in [*model.mlp, model.final]:
+        yield f"{layer.name}.weight", layer.kernel, True  # layer.name is "mlp.<i>" or "final"
+        yield f"{layer.name}.bias", layer.bias, False
+
+
+def keras_to_torch_layout(model: "keras.Model") -> dict[str, np.ndarray]:
+    """The Keras model's weights as a PyTorch state_dict of float32 NumPy arrays."""
+    state = {}
+    for name, variable, transposed in _variables(model):
+        value = np.asarray(variable.numpy(), dtype=np.float32)
+        state[name] = np.ascontiguousarray(value.T) if transposed else value
+    return state
+
+
+def load_torch_layout(model: "keras.Model", state: dict[str, np.ndarray]) -> None:
+    """Assign PyTorch-layout arrays to the Keras model; every name must be there, with its shape."""
+    expected = {name for name, _, _ in _variables(model)}
+    if set(state) != expected:
+        missing, unknown = sorted(expected - set(state)), sorted(set(state) - expected)
+        raise UserError(f"NeuMF weights: missing {missing}, unexpected {unknown}")
+    for name, variable, transposed in _variables(model):
+        value = np.asarray(state[name], dtype=np.float32)
+        value = value.T if transposed else value
+        if tuple(value.shape) != tuple(variable.shape):
+            raise UserError(f"NeuMF weights: {name} has shape {tuple(np.shape(state[name]))}, the model "
+                            f"needs {tuple(variable.shape[::-1] if transposed else variable.shape)}")
+        variable.assign(value)
+
+
+def torch_to_keras(torch_model, keras_model: "keras.Model") -> None:
+    """Copy a PyTorch NeuMF (pytorch/model.py) into a Keras NeuMF of the same sizes."""
+    load_torch_layout(keras_model, {name: tensor.detach().cpu().float().numpy()
+                                    for name, tensor in torch_model.state_dict().items()})
+
+
+def keras_to_torch(keras_model: "keras.Model", torch_model) -> None:
+    """Copy a Keras NeuMF into a PyTorch NeuMF of the same sizes (its `load_numpy`)."""
+    torch_model.load_numpy(keras_to_torch_layout(keras_model))
+
+
+def sizes_from_state(state: dict[str, np.ndarray]) -> dict:
+    """The NeuMF constructor arguments a state_dict implies (users, items, factors, MLP sizes)."""
+    try:
+        n_users, factors = state["mf_user_embed.weight"].shape
+        n_items = state["mf_item_embed.weight"].shape[0]
+        layers = sorted((int(name.split(".")[1]) for name in state
+                         if name.startswith("mlp.") and name.endswith(".weight")))
+        sizes = [2 * state["mlp_user_embed.weight"].shape[1]]
+        sizes += [state[f"mlp.{index}.weight"].shape[0] for index in layers]
+    except (KeyError, ValueError, AttributeError) as error:
+        raise UserError(f"not a NeuMF state_dict ({error})") from None
+    return {"n_users": int(n_users), "n_items": int(n_items), "factors": int(factors),
+            "mlp_layer_sizes": tuple(int(size) for size in sizes)}
+
+
+def _read_torch_file(path: Path) -> dict[str, np.ndarray]:
+    import torch
+
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError) as error:
+        raise UserError(f"{path}: not a PyTorch file ({error})") from None
+    state = payload.get("model", payload) if isinstance(payload, dict) else None  # harness payload or state_dict
+    if not isinstance(state, dict):
+        raise UserError(f"{path}: holds no state_dict")
+    return {name: tensor.detach().cpu().float().numpy() for name, tensor in state.items()}
+
+
+def convert_file(source: str | Path, destination: str | Path) -> Path:
+    """`.pt` (a state_dict or a harness torch payload) -> Keras `.weights.h5`, or the reverse."""
+    from recommendation.tensorflow.model import NeuMF
+
+    source, destination = Path(source), Path(destination)
+    if source.suffix == ".pt" and destination.name.endswith(".weights.h5"):
+        state = _read_torch_file(source)
+        model = NeuMF(**sizes_from_state(state))
+        model.build()
+        load_torch_layout(model, state)
+        model.save_weights(destination)
+    elif source.name.endswith(".weights.h5") and destination.suffix == ".pt":
+        import torch
+
+        model = NeuMF(**sizes_from_keras_file(source))
+        model.build()
+        try:
+            model.load_weights(source)
+        except ValueError as error:
+            raise UserError(f"{source}: not NeuMF weights ({error})") from None
+        torch.save({name: torch.from_numpy(value) for name, value in keras_to_torch_layout(model).items()},
+                   destination)
+    else:
+        raise UserError(f"convert {source} -> {destination}: expected .pt -> .weights.h5 or .weights.h5 -> .pt")
+    return destination
+
+
+def sizes_from_keras_file(path: str | Path) -> dict:
+    """The NeuMF sizes stored in a Keras 3 `.weights.h5`: Keras files a model's layers by class under
+    `layers/embedding[_k]/vars/0` and `layers/dense[_k]/vars/{0,1}` in creation order (model.py
+    creates them in PyTorch's order), the float32 `final` Dense under `final/vars`."""
+    import h5py
+
+    def numbered(group, prefix: str) -> list:
+        names = [name for name in group if name == prefix or name.startswith(prefix + "_")]
+        return [group[name]["vars"]["0"].shape for name in
+                sorted(names, key=lambda name: int(name[len(prefix) + 1:] or 0))]
+
+    try:
+        with h5py.File(path, "r") as handle:
+            embeddings, kernels = numbered(handle["layers"], "embedding"), numbered(handle["layers"], "dense")
+            final = handle["final"]["vars"]["0"].shape
+    except (OSError, KeyError) as error:
+        raise UserError(f"{path}: not a Keras NeuMF weights file ({error})") from None
+    if len(embeddings) != 4 or not kernels or final[1] != 1:
+        raise UserError(f"{path}: not a Keras NeuMF weights file ({len(embeddings)} embeddings, "
+                        f"{len(kernels)} hidden layers)")
+    (n_users, factors), (n_items, _), (_, half) = embeddings[0], embeddings[1], embeddings[2]
+    return {"n_users": int(n_users), "n_items": int(n_items), "factors": int(factors),
+            "mlp_layer_sizes": (2 * int(half), *(int(shape[1]) for shape in kernels))}
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m recommendation.tensorflow.convert", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", help="a PyTorch .pt (state_dict or harness payload) or a Keras .weights.h5")
+    parser.add_argument("destination", help="the other format")
+    args = parser.parse_args(argv)
+    print(convert_file(args.source, args.destination))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

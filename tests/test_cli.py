@@ -1,0 +1,45 @@
+"""The command-line edge: user errors are one line on stderr, exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tests.conftest import run_harness
+
+
+def _one_line_error(completed, *fragments):
+    assert completed.returncode == 2, completed.stderr[-2000:]
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), completed.stderr
+    assert "Traceback" not in completed.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["train", "nosuch"], ["unknown benchmark 'nosuch'"]),
+    (["train", "object_detection"], ["not built yet"]),
+    (["train", "recommendation", "--config", "missing.yaml"], ["missing.yaml", "no such config file"]),
+    (["train", "recommendation", "--set", "optimizer.base_lr=fast"], ["optimizer.base_lr", "expected float"]),
+    (["train", "recommendation", "--set", "nosection.x=1"], ["unknown key 'nosection'"]),
+    (["train", "recommendation", "--set", "run.data_dir=/nonexistent/ncf"], ["/nonexistent/ncf", "not found"]),
+])
+def test_user_errors_are_one_line(args, fragments):
+    _one_line_error(run_harness(*args), *fragments)
+
+
+def test_one_changed_byte_in_the_dataset_is_refused_before_training(tiny_ncf_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_ncf_data, data)
+    victim = sorted(path for path in data.rglob("*") if path.is_file() and path.name != "MANIFEST.json")[0]
+    content = bytearray(victim.read_bytes())
+    content[len(content) // 2] ^= 0x01
+    victim.write_bytes(bytes(content))
+    line = _one_line_error(run_harness("train", "recommendation", "--framework", "pytorch",
+                                       "--set", f"run.data_dir={data}", "--set", f"run.out_dir={tmp_path / 'out'}"),
+                           str(victim), "checksum mismatch")
+    log = (tmp_path / "out" / "mllog.txt")
+    assert not log.exists() or '"key": "run_start"' not in log.read_text(), line
