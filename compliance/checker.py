@@ -21,14 +21,16 @@ how many). Time is linear in the size of the file.
 
 from __future__ import annotations
 
+import gc
 import math
+import operator
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from compliance.logparse import (
-    EVENT_TYPES, MARKER, MARKER_LENGTH, MAX_LINE_BYTES, UnusableInput, decode_event, finite_time,
-    json_error_text, open_log,
+    EVENT_TYPES, LARGE_LINE_BYTES, MARKER, MARKER_LENGTH, MAX_LINE_BYTES, UnusableInput, _stdlib_loads,
+    decode_event, duplicate_field, fast_loads, finite_time, json_error_text, open_log,
 )
 from compliance.ruleset import (
     KeyRule, Quality, Ruleset, RuleFileError, UnknownRuleset, available_rulesets, division_rules,
@@ -46,6 +48,10 @@ SUITE_RULESET = "mlbench-1.0.0"
 _INTERVALS = {"block_start": ("block", 1), "block_stop": ("block", -1),
               "epoch_start": ("epoch", 1), "epoch_stop": ("epoch", -1),
               "eval_start": ("eval", 1), "eval_stop": ("eval", -1)}
+_EVENT_FIELDS = ("namespace", "time_ms", "event_type", "key", "value", "metadata")
+_EVENT_FIELD_GETTER = operator.itemgetter("key", "time_ms", "event_type", "value", "metadata")
+_SLOT_KIND = ("", "block", "epoch", "eval")
+_INTERVAL_SLOT = {key: _SLOT_KIND.index(kind) for key, (kind, _) in _INTERVALS.items()}
 _EXPECTED_EVENT_TYPE = {
     "init_start": "INTERVAL_START", "init_stop": "INTERVAL_END",
     "run_start": "INTERVAL_START", "run_stop": "INTERVAL_END",
@@ -176,7 +182,7 @@ class _Tracker:
     """Occurrences of one key under one rule: count, first value, value-rule violations."""
 
     __slots__ = ("rule", "count", "first_value", "first_line", "same", "distinct", "second_line",
-                 "findings", "value_check", "metadata")
+                 "findings", "dropped", "value_check", "required_meta", "checked_meta", "exactly_one", "slow")
 
     def __init__(self, rule: KeyRule):
         self.rule = rule
@@ -186,9 +192,28 @@ class _Tracker:
         self.same = True
         self.distinct: list = []
         self.second_line = 0
-        self.findings: list[tuple[int, str, str, str]] = []  # (line, field, wanted, found)
+        self.findings: list[tuple[int, str, str, str]] = []  # (line, field, wanted, found), capped
+        self.dropped = 0
         self.value_check = None if rule.value.is_empty else rule.value.check
-        self.metadata = tuple((name, None if c.is_empty else c.check) for name, c in rule.metadata)
+        self.required_meta = frozenset(name for name, _ in rule.metadata)
+        self.checked_meta = tuple((name, c.check) for name, c in rule.metadata if not c.is_empty)
+        self.exactly_one = rule.count == "exactly_one"
+        self.slow = self.exactly_one or self.value_check is not None or bool(self.checked_meta)
+
+    def missing_metadata(self, line: int, metadata: dict) -> None:
+        for name, _ in self.rule.metadata:
+            if name not in metadata:
+                self.note(line, f"metadata.{name}", "a metadata field " + name, "none")
+
+    def note(self, line: int, where: str, wanted: str, found: str) -> None:
+        if len(self.findings) < MAX_FINDINGS_PER_KIND:
+            self.findings.append((line, where, wanted, found))
+        else:
+            self.dropped += 1
+
+
+class _Unusual(Exception):
+    """Internal: this line leaves the fast path."""
 
 
 def _prescan(path: str) -> dict[str, tuple[Any, int]]:
@@ -218,7 +243,7 @@ def _prescan(path: str) -> dict[str, tuple[Any, int]]:
                 if position < 0:
                     continue
                 try:
-                    event = decode_event(raw[position + MARKER_LENGTH:].decode("utf-8", "replace"))
+                    event = fast_loads(raw[position + MARKER_LENGTH:])
                 except ValueError:
                     continue
                 if type(event) is dict:
@@ -272,12 +297,19 @@ def check_log(path: str, ruleset: str | Ruleset | None = None, *, collect_evals:
     if division not in ("closed", "open") or (benchmark and division_rules(rules, benchmark, division) is None):
         division = None
     result.benchmark, result.division = benchmark, division
+    # The pass allocates two small dicts per line and frees them at once (JSON makes no cycles):
+    # the cyclic garbage collector would only rescan them, about 15% of the time. Off meanwhile.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         _Pass(result, rules, benchmark, division, logged_ruleset, collect_evals, max_findings_per_kind).run()
     except UnusableInput as error:
         result.unusable = str(error)
     except OSError as error:
         result.unusable = f"cannot read ({error.strerror or error})"
+    finally:
+        if collecting:
+            gc.enable()
     return result
 
 
@@ -324,7 +356,7 @@ class _Pass:
         self.first_seen: dict[str, int] = {}
         self.first_time: dict[str, float] = {}  # min time so far of timing `since_first` keys
         self.group_counts: Counter = Counter()
-        self.open_intervals = {"block": 0, "epoch": 0, "eval": 0}
+        self.open_intervals = [0, 0, 0, 0]  # by _INTERVAL_SLOT: -, block, epoch, eval
         self.ignored_after_stop: Counter = Counter()
         self.context: dict[str, Any] = {}  # logged values a target depends on (bert: global_batch_size)
         self.context_keys = frozenset(key for q in ([self.quality] if self.quality else [])
@@ -334,182 +366,281 @@ class _Pass:
         self.previous_eval_epoch: float | None = None
         self.reached_line: int | None = None
         self.best: Any = None
+        self.stop_time = 0.0
+        self.best_score: float | None = None
+        self.valid_check = None if self.quality is None or self.quality.valid.is_empty else self.quality.valid.check
 
     # -- the pass ------------------------------------------------------------------------------
+    def _plans(self) -> dict[str, tuple]:
+        """Per key, everything the per-line step needs, found with one dict lookup: (trackers,
+        watched by order/timing rules, lifecycle code, expected event_type, interval slot and step)."""
+        codes = {"run_start": 1, "run_stop": 2, "eval_accuracy": 4, "seed": 5, "submission_benchmark": 6,
+                 "submission_ruleset": 7, **{key: 3 for key in _INTERVALS}}
+        keys = set(self.trackers) | set(self.watched) | set(codes) | set(_EXPECTED_EVENT_TYPE)
+        return {key: (tuple(self.trackers.get(key, ())), key in self.watched, codes.get(key, 0),
+                      _EXPECTED_EVENT_TYPE.get(key), _INTERVAL_SLOT.get(key, 0), _INTERVALS.get(key, ("", 0))[1])
+                for key in keys}
+
     def run(self) -> None:
         result = self.result
         add = self.findings.add
-        trackers_get = self.trackers.get
-        watched = self.watched
+        plans_get = self._plans().get
         tolerance = self.policy.clock_tolerance_ms
         event_types = EVENT_TYPES
-        expected_type_get = _EXPECTED_EVENT_TYPE.get
         type_policy = self.policy.event_type_matches_key
         clock_run, clock_init = self.policy.clock_timed_region, self.policy.clock_before_run_start
-        special = {"run_start", "run_stop", "eval_accuracy", "seed", "submission_benchmark",
-                   "submission_ruleset", *_INTERVALS, *self.context_keys}
-        decode = decode_event
-        previous_time: float | None = None
+        loads = fast_loads
+        fields = _EVENT_FIELD_GETTER
+        limit = MAX_LINE_BYTES
+        marker, skip = MARKER, MARKER_LENGTH
+        track = self._track_slow
+        opened = self.open_intervals  # [unused, block, epoch, eval]
+        previous_time = -math.inf
         in_run = False
         stopped = False
-        stop_time = 0.0
         lineno = 0
-        events = 0
+        rejected = 0  # lines that are not (valid) events: events = lineno - rejected
         with open_log(result.path) as handle:
             readline = handle.readline
             while True:
-                raw = readline(MAX_LINE_BYTES)
+                raw = readline(limit)
                 if not raw:
                     break
                 lineno += 1
-                if len(raw) >= MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                    while True:
-                        chunk = readline(MAX_LINE_BYTES)
-                        if not chunk or chunk.endswith(b"\n"):
+                if len(raw) >= limit and raw[-1] != 10:
+                    while True:  # drop the rest of an over-long line in bounded chunks
+                        chunk = readline(limit)
+                        if not chunk or chunk[-1] == 10:
                             break
-                    add("error", lineno, "(line)", f"a line shorter than {MAX_LINE_BYTES // 2**20} MiB",
+                    add("error", lineno, "(line)", f"a line shorter than {limit // 2**20} MiB",
                         "a longer line (skipped)", "long")
+                    rejected += 1
                     continue
-                position = raw.rfind(MARKER)
+                position = raw.rfind(marker)
                 if position < 0:
+                    rejected += 1  # not an event line at all
                     continue
-                body = raw[position + MARKER_LENGTH:]
+                # Fast path: a well-formed event line. Anything unusual (bad JSON, NaN, a missing
+                # or mistyped field, a field given twice) goes to _slow_event, which decodes the
+                # line again carefully and reports exactly what is wrong.
                 try:
-                    text = body.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    add("warning", lineno, "(line)", "UTF-8 text", f"invalid byte at column "
-                        f"{position + MARKER_LENGTH + error.start + 1} (replaced)", "utf8")
-                    text = body.decode("utf-8", "replace")
-                try:
-                    event = decode(text)
-                except ValueError as error:
-                    add("error", lineno, "(line)", "a JSON object after ':::MLLOG '", json_error_text(error), "json")
-                    continue
-                if type(event) is not dict:
-                    add("error", lineno, "(line)", "a JSON object after ':::MLLOG '", f"a {type_name(event)}", "json")
-                    continue
-                key = event.get("key")
-                if type(key) is not str:
-                    add("error", lineno, "(line)", "a string field 'key'",
-                        "no key" if key is None else f"key {show(key)}", "field")
-                    continue
-                time_ms = event.get("time_ms")
-                if type(time_ms) is not int and type(time_ms) is not float or time_ms < 0:
-                    time_ms = finite_time(time_ms)  # None unless a usable number
-                    if time_ms is None:
-                        found = "no time_ms" if "time_ms" not in event else f"time_ms {show(event.get('time_ms'))}"
-                        if "time_ms" not in event and "time_s" in event:
-                            found = "time_s instead of time_ms"
-                        add("error", lineno, key, "a field time_ms with a number of milliseconds >= 0", found, "field")
+                    event = loads(raw[position + skip:])
+                    key, time_ms, event_type, value, metadata = fields(event)
+                    plan = plans_get(key)  # a list or dict key raises TypeError: unusual
+                    if ((plan is None and type(key) is not str) or type(metadata) is not dict
+                            or event_type not in event_types
+                            or (type(time_ms) is not int and type(time_ms) is not float)
+                            or not 0 <= time_ms <= 1e17
+                            or raw.count(b'":', position) != len(event) + len(metadata)):
+                        raise _Unusual
+                except ValueError as error:  # the decoder refused the line (bad JSON, NaN, bad UTF-8)
+                    parsed = self._slow_event(lineno, position, raw, None, error)
+                    if parsed is None:
+                        rejected += 1
                         continue
-                elif time_ms > 1e17:
-                    add("error", lineno, key, "time_ms a plausible timestamp in milliseconds",
-                        f"time_ms {show(time_ms)}", "field")
-                    continue
-                event_type = event.get("event_type")
-                if event_type not in event_types:
-                    add("error", lineno, key, "event_type INTERVAL_START, INTERVAL_END or POINT_IN_TIME",
-                        "no event_type" if event_type is None else f"event_type {show(event_type)}", "field")
-                    continue
-                if "value" not in event:
-                    add("error", lineno, key, "a field 'value' (null when there is none)", "no value", "field")
-                    continue
-                metadata = event.get("metadata")
-                if type(metadata) is not dict:
-                    add("error", lineno, key, "a metadata object",
-                        "no metadata" if metadata is None else f"metadata {type_name(metadata)}", "field")
-                    continue
-                events += 1
-                value = event["value"]
+                    key, time_ms, event_type, value, metadata = parsed
+                    plan = plans_get(key)
+                except (KeyError, TypeError, IndexError, _Unusual):  # decoded, but unusual
+                    parsed = self._slow_event(lineno, position, raw, event, None)
+                    if parsed is None:
+                        rejected += 1
+                        continue
+                    key, time_ms, event_type, value, metadata = parsed
+                    plan = plans_get(key)
                 # -- the clock ------------------------------------------------------------------
-                if previous_time is not None and time_ms < previous_time - tolerance:
+                if time_ms < previous_time and time_ms < previous_time - tolerance:
                     add(clock_run if in_run else clock_init, lineno, key,
                         f"time_ms >= {show(previous_time)} (time never goes backwards)",
-                        f"{show(time_ms)}, {previous_time - time_ms:g} ms earlier than the line before",
+                        f"{show(time_ms)}, {show(previous_time - time_ms)} ms earlier than the event before",
                         "clock")
                 previous_time = time_ms
-                # -- nothing after run_stop counts, except closing what is still open -----------
-                if stopped:
-                    if key in _INTERVALS and _INTERVALS[key][1] < 0 and self.open_intervals[_INTERVALS[key][0]] > 0:
-                        # Bookkeeping: a loop that stops the clock inside an epoch closes the epoch
-                        # (and block) right after run_stop. It extends nothing, so its time is free.
-                        self._interval(key, lineno)
-                        trackers = trackers_get(key)
-                        if trackers is not None:
-                            for tracker in trackers:
-                                self._track(tracker, lineno, value, metadata)
-                        continue
-                    if time_ms > stop_time:
-                        add("error", lineno, key, f"no event timed after run_stop (time_ms {show(stop_time)})",
-                            f"time_ms {show(time_ms)}", "after_stop_time")
-                    else:
-                        add(self.policy.events_after_run_stop, lineno, key, "no event after run_stop",
-                            "one (ignored)", "after_stop")
-                    self.ignored_after_stop[key] += 1
+                if stopped:  # nothing after run_stop counts, except closing what is still open
+                    self._after_stop(lineno, key, time_ms, event_type, value, metadata)
                     continue
-                expected = expected_type_get(key)
+                if plan is None:
+                    continue  # a key no rule mentions: allowed, nothing more to check
+                trackers, watched, code, expected, slot, step = plan
                 if expected is not None and event_type != expected:
                     add(type_policy, lineno, key, f"event_type {expected}", f"event_type {event_type}", "type")
-                # -- order and timing -----------------------------------------------------------
-                if key in watched:
-                    if key in self.order:
-                        self._check_order(key, lineno)
-                    if key in self.timing:
-                        self._check_timing(key, lineno, time_ms)
-                    if key not in self.first_seen:
-                        self.first_seen[key] = lineno
-                    if key in self.first_time:
-                        self.first_time[key] = min(self.first_time[key], time_ms)
-                    else:
-                        self.first_time[key] = time_ms
-                # -- key rules --------------------------------------------------------------------
-                trackers = trackers_get(key)
-                if trackers is not None:
-                    for tracker in trackers:
-                        self._track(tracker, lineno, value, metadata)
-                # -- lifecycle --------------------------------------------------------------------
-                if key in special:
-                    if key == "run_start":
+                if watched:
+                    self._order_and_timing(key, lineno, time_ms)
+                for tracker in trackers:
+                    tracker.count += 1
+                    if tracker.slow or tracker.count == 1:
+                        track(tracker, lineno, value, metadata)
+                    if tracker.required_meta and not metadata.keys() >= tracker.required_meta:
+                        tracker.missing_metadata(lineno, metadata)
+                if code:
+                    if code == 3:
+                        if step > 0:
+                            if opened[slot]:
+                                add("error", lineno, key, f"{_SLOT_KIND[slot]}_stop before the next {key}",
+                                    f"a {_SLOT_KIND[slot]} interval still open", "pairing")
+                            opened[slot] += 1
+                        elif opened[slot]:
+                            opened[slot] -= 1
+                        else:
+                            add("error", lineno, key, f"a {_SLOT_KIND[slot]}_start before it",
+                                f"no open {_SLOT_KIND[slot]} interval", "pairing")
+                    elif code == 4:
+                        self._eval(lineno, time_ms, value, metadata)
+                    elif code == 1:
                         if result.run_start_ms is None:
                             result.run_start_ms = time_ms
                         in_run = True
-                    elif key == "run_stop":
+                    elif code == 2:
                         status = metadata.get("status")
                         result.status = status if isinstance(status, str) else None
                         result.run_stop_ms = time_ms
-                        stopped, stop_time = True, time_ms
-                    elif key in _INTERVALS:
-                        self._interval(key, lineno)
-                    elif key == "eval_accuracy":
-                        self._eval(lineno, time_ms, value, metadata)
-                    elif key == "seed":
+                        stopped, self.stop_time = True, time_ms
+                    elif code == 5:
                         if result.seed is None:
                             result.seed = value
                             result.seed_site = (metadata.get("file"), metadata.get("lineno"))
-                    elif key == "submission_benchmark":
-                        if value not in self.rules.benchmark_names:
+                    elif code == 6:
+                        if not isinstance(value, str) or value not in self.rules.benchmark_names:
                             add("error", lineno, key, "one of " + ", ".join(self.rules.benchmark_names) +
                                 f" (the benchmarks of {self.rules.name})", show(value), "benchmark")
-                    elif key == "submission_ruleset":
-                        if isinstance(value, str) and value != self.rules.name:
-                            known = value in available_rulesets()
+                    elif code == 7:
+                        if isinstance(value, str) and value not in available_rulesets():
+                            add("error", lineno, key, "one of " + ", ".join(available_rulesets()),
+                                show(value) + " (an unknown ruleset)", "ruleset")
+                        elif value != self.rules.name:
                             add("warning", lineno, key, f"{self.rules.name} (the ruleset checked against)",
-                                show(value) + ("" if known else " (an unknown ruleset)"), "ruleset")
-                    if key in self.context_keys and key not in self.context:
-                        self.context[key] = value
+                                show(value), "ruleset")
         result.lines = lineno
-        result.events = events
-        self._finish(stopped)
+        result.events = lineno - rejected
+        self._finish()
+
+    def _slow_event(self, lineno: int, position: int, raw: bytes, event: Any,
+                    decode_error: Exception | None) -> tuple | None:
+        """An unusual line: report what is wrong with it, or return its fields if it is fine after all.
+
+        `event` is what the fast decoder made of the line (None if it refused it, `decode_error`
+        saying why). Lines up to 1 MiB are decoded again by the standard library for a precise
+        message; longer ones are explained from the fast decoder's error, so that a 50 MB line
+        costs one decode, not three.
+        """
+        add = self.findings.add
+        body = raw[position + MARKER_LENGTH:]
+        small = len(body) <= LARGE_LINE_BYTES
+        text = None
+        if event is None:
+            if small or fast_loads is _stdlib_loads:
+                text = self._decode_text(lineno, position, body)
+                try:
+                    event = decode_event(text)
+                except ValueError as error:
+                    add("error", lineno, "(line)", "a JSON object after ':::MLLOG '", json_error_text(error), "json")
+                    return None
+            else:
+                event = self._large_line_event(lineno, position, body, decode_error)
+                if event is None:
+                    return None
+        if type(event) is not dict:
+            add("error", lineno, "(line)", "a JSON object after ':::MLLOG '", f"a {type_name(event)}", "json")
+            return None
+        if raw.count(b'":', position) != len(event) + (len(event["metadata"]) if type(event.get("metadata")) is dict else 0):
+            # More `"name":` than fields: nested objects, a string holding '":', or a field twice.
+            if small:
+                duplicate = duplicate_field(text if text is not None else body.decode("utf-8", "replace"))
+            else:  # 50 MB of nested data is not parsed twice: only the event's own fields are counted
+                duplicate = next((name for name in _EVENT_FIELDS if body.count(b'"%s":' % name.encode()) > 1), None)
+            if duplicate is not None:
+                add("error", lineno, "(line)", "each field once in a JSON object",
+                    f"field {show(duplicate)} twice (a JSON parser keeps only the last one)", "json")
+                return None
+        key = event.get("key")
+        if type(key) is not str:
+            add("error", lineno, "(line)", "a string field 'key'",
+                "no key" if "key" not in event else f"key {show(key)}", "field")
+            return None
+        time_ms = event.get("time_ms")
+        if finite_time(time_ms) is None:
+            found = "no time_ms" if "time_ms" not in event else f"time_ms {show(time_ms)}"
+            if "time_ms" not in event and "time_s" in event:
+                found = "time_s instead of time_ms"
+            add("error", lineno, key, "a field time_ms: milliseconds since the epoch, a number >= 0", found, "field")
+            return None
+        event_type = event.get("event_type")
+        if event_type not in EVENT_TYPES:
+            add("error", lineno, key, "event_type INTERVAL_START, INTERVAL_END or POINT_IN_TIME",
+                "no event_type" if "event_type" not in event else f"event_type {show(event_type)}", "field")
+            return None
+        if "value" not in event:
+            add("error", lineno, key, "a field 'value' (null when there is none)", "no value", "field")
+            return None
+        metadata = event.get("metadata")
+        if type(metadata) is not dict:
+            add("error", lineno, key, "a metadata object",
+                "no metadata" if "metadata" not in event else f"metadata {type_name(metadata)}", "field")
+            return None
+        return key, time_ms, event_type, event["value"], metadata
+
+    def _decode_text(self, lineno: int, position: int, body: bytes) -> str:
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            self.findings.add("warning", lineno, "(line)", "UTF-8 text",
+                              f"invalid byte at column {position + MARKER_LENGTH + error.start + 1} (replaced)", "utf8")
+            return body.decode("utf-8", "replace")
+
+    def _large_line_event(self, lineno: int, position: int, body: bytes, error: Exception | None) -> Any:
+        """Explain why the fast decoder refused a line over 1 MiB, without decoding it again slowly."""
+        message = str(error) if error is not None else "not valid JSON"
+        if "UTF-8" in message:  # bad bytes: replace them, as for short lines, and try once more
+            text = self._decode_text(lineno, position, body)
+            try:
+                return fast_loads(text.encode("utf-8", "surrogatepass"))
+            except ValueError as retry:
+                message = str(retry)
+        where = getattr(error, "pos", None)
+        found = f"not valid JSON ({message.split(':')[0]})"
+        if "infinity" in message or (isinstance(where, int) and body[where:where + 9].lstrip(b"-")[:3] in (b"NaN", b"Inf")):
+            found = "NaN or Infinity (not a finite number)"
+        add_at = f" at column {where + position + MARKER_LENGTH + 1}" if isinstance(where, int) else ""
+        self.findings.add("error", lineno, "(line)", "a JSON object after ':::MLLOG '", found + add_at, "json")
+        return None
+
+    def _after_stop(self, lineno: int, key: str, time_ms: float, event_type: str, value: Any, metadata: dict) -> None:
+        slot = _INTERVAL_SLOT.get(key, 0)
+        if slot and _INTERVALS[key][1] < 0 and self.open_intervals[slot] > 0:
+            # Bookkeeping: a loop that stops the clock inside an epoch closes the epoch (and block)
+            # right after run_stop. It extends nothing, so its time does not matter, and it counts.
+            self.open_intervals[slot] -= 1
+            for tracker in self.trackers.get(key, ()):
+                tracker.count += 1
+                self._track_slow(tracker, lineno, value, metadata)
+                if tracker.required_meta and not metadata.keys() >= tracker.required_meta:
+                    tracker.missing_metadata(lineno, metadata)
+            return
+        if time_ms > self.stop_time:
+            self.findings.add("error", lineno, key, f"no event timed after run_stop (time_ms {show(self.stop_time)})",
+                              f"time_ms {show(time_ms)}", "after_stop_time")
+        else:
+            self.findings.add(self.policy.events_after_run_stop, lineno, key, "no event after run_stop",
+                              "one (ignored)", "after_stop")
+        self.ignored_after_stop[key] += 1
+
+    def _order_and_timing(self, key: str, lineno: int, time_ms: float) -> None:
+        if key in self.order:
+            self._check_order(key, lineno)
+        if key in self.timing:
+            self._check_timing(key, lineno, time_ms)
+        if key not in self.first_seen:
+            self.first_seen[key] = lineno
+        previous = self.first_time.get(key)
+        if previous is None or time_ms < previous:
+            self.first_time[key] = time_ms
 
     # -- per line ------------------------------------------------------------------------------
-    def _track(self, tracker: _Tracker, lineno: int, value: Any, metadata: dict) -> None:
-        tracker.count += 1
-        if tracker.count == 1:
+    def _track_slow(self, tracker: _Tracker, lineno: int, value: Any, metadata: dict) -> None:
+        """The parts of tracking one occurrence that only some keys need (count already updated)."""
+        count = tracker.count
+        if count == 1:
             tracker.first_value, tracker.first_line = value, lineno
-            if not _finite(value):
-                tracker.findings.append((lineno, "value", "finite numbers", show(value)))
-        elif tracker.rule.count == "exactly_one":
-            if tracker.count == 2:
+        elif tracker.exactly_one:
+            if count == 2:
                 tracker.second_line = lineno
             if tracker.same and not values_equal(value, tracker.first_value):
                 tracker.same = False
@@ -517,16 +648,13 @@ class _Pass:
                 tracker.distinct.append(value)
         if tracker.value_check is not None:
             wanted = tracker.value_check(value)
-            if wanted is not None and len(tracker.findings) < MAX_FINDINGS_PER_KIND:
-                tracker.findings.append((lineno, "value", wanted, show(value)))
-        for name, check in tracker.metadata:
-            if name not in metadata:
-                if len(tracker.findings) < MAX_FINDINGS_PER_KIND:
-                    tracker.findings.append((lineno, f"metadata.{name}", "a metadata field " + name, "none"))
-            elif check is not None:
+            if wanted is not None:
+                tracker.note(lineno, "value", wanted, show(value))
+        for name, check in tracker.checked_meta:
+            if name in metadata:
                 wanted = check(metadata[name])
-                if wanted is not None and len(tracker.findings) < MAX_FINDINGS_PER_KIND:
-                    tracker.findings.append((lineno, f"metadata.{name}", wanted, show(metadata[name])))
+                if wanted is not None:
+                    tracker.note(lineno, f"metadata.{name}", wanted, show(metadata[name]))
 
     def _check_order(self, key: str, lineno: int) -> None:
         first_seen = self.first_seen
@@ -547,24 +675,12 @@ class _Pass:
                                   f"less than {rule.max_minutes:g} minutes after the first {rule.since_first}",
                                   f"{(time_ms - start) / 60000.0:.2f} minutes", "timing")
 
-    def _interval(self, key: str, lineno: int) -> None:
-        kind, step = _INTERVALS[key]
-        if step > 0:
-            if self.open_intervals[kind] > 0:
-                self.findings.add("error", lineno, key, f"{kind}_stop before the next {key}",
-                                  f"a {kind} interval still open", "pairing")
-            self.open_intervals[kind] += 1
-        elif self.open_intervals[kind] == 0:
-            self.findings.add("error", lineno, key, f"a {kind}_start before it", f"no open {kind} interval",
-                              "pairing")
-        else:
-            self.open_intervals[kind] -= 1
-
     def _eval(self, lineno: int, time_ms: float, value: Any, metadata: dict) -> None:
-        quality = self.quality
         self.evals += 1
-        if self.collect_evals and len(self.result.eval_points) < MAX_EVAL_POINTS and self.result.run_start_ms is not None:
-            self.result.eval_points.append(((time_ms - self.result.run_start_ms) / 60000.0, value))
+        result = self.result
+        if self.collect_evals and len(result.eval_points) < MAX_EVAL_POINTS and result.run_start_ms is not None:
+            result.eval_points.append(((time_ms - result.run_start_ms) / 60000.0, value))
+        quality = self.quality
         if quality is None:
             return
         if quality.components:
@@ -574,19 +690,28 @@ class _Pass:
                 return
             numbers = [value[name] for name, _ in quality.components]
         else:
-            numbers = [value]
+            numbers = (value,)
+        valid_check = self.valid_check
         for number in numbers:
-            if not is_number(number):
+            if type(number) is not float and type(number) is not int:
                 self.findings.add("error", lineno, quality.key, f"a number ({quality.metric})", show(number), "quality")
                 return
-            if quality.valid.check(number) is not None:
+            if valid_check is not None and valid_check(number) is not None:
                 self.findings.add(self.policy.out_of_range_quality, lineno, quality.key,
                                   f"a {quality.metric} value {quality.valid.describe()}", show(number), "range")
-        if self.best is None or _better(quality, value, self.best):
-            self.best = value
+        score = value if not quality.components else min(
+            value[name] - target for name, target in quality.components)
+        if not quality.higher_is_better:
+            score = -score
+        if self.best_score is None or score > self.best_score:
+            self.best, self.best_score = value, score
+        if self.context_keys and not self.context:
+            self.context = {t.rule.key: t.first_value for t in self.base_trackers
+                            if t.rule.key in self.context_keys and t.count}
         if self.reached_line is None and quality.reached(value, self.context, self.division):
             self.reached_line = lineno
-        self._schedule_step(lineno, metadata.get("epoch_num"))
+        if self.schedule is not None:
+            self._schedule_step(lineno, metadata.get("epoch_num"))
 
     def _schedule_step(self, lineno: int, epoch: Any) -> None:
         schedule = self.schedule
@@ -609,7 +734,7 @@ class _Pass:
         self.previous_eval_epoch = epoch
 
     # -- end of log ----------------------------------------------------------------------------
-    def _finish(self, stopped: bool) -> None:
+    def _finish(self) -> None:
         result, add = self.result, self.findings.add
         if result.events == 0:
             found = "an empty file" if result.lines == 0 else f"{result.lines} lines without one"
@@ -628,6 +753,8 @@ class _Pass:
             for line, where, wanted, found in tracker.findings:
                 suffix = "" if where == "value" else f" {where}"
                 add("error", line, rule.key + suffix, wanted, found, "rule")
+            if tracker.dropped:
+                self.findings.suppressed[("error", rule.key)] += tracker.dropped
             self._check_count(tracker, counts)
         if self.quality is not None:
             self._check_quality()
@@ -672,29 +799,6 @@ class _Pass:
         elif result.status == "aborted":
             add("warning", None, "run_stop", "status success once the target is reached",
                 f"status aborted (target reached at line {self.reached_line})", "status")
-
-
-def _finite(value: Any) -> bool:
-    """Every number in a (small) value is finite. NaN/Infinity literals never get this far."""
-    if type(value) is float:
-        return math.isfinite(value)
-    return True
-
-
-def _better(quality: Quality, value: Any, best: Any) -> bool:
-    def score(v: Any) -> float | None:
-        if quality.components:
-            if isinstance(v, dict) and all(is_number(v.get(name)) for name, _ in quality.components):
-                return min(v[name] - target for name, target in quality.components)
-            return None
-        return v if is_number(v) else None
-
-    new, old = score(value), score(best)
-    if new is None:
-        return False
-    if old is None:
-        return True
-    return new > old if quality.higher_is_better else new < old
 
 
 __all__ = ["Finding", "CheckResult", "check_log", "resolve_ruleset", "DEFAULT_RULESET", "SUITE_RULESET",

@@ -114,7 +114,12 @@ def _is_integral(x: float) -> bool:
 def values_equal(a: Any, b: Any) -> bool:
     """Equality for rule values: numbers compare with a 1e-9 relative tolerance, lists item-wise."""
     if is_number(a) and is_number(b):
-        return a == b or math.isclose(a, b, rel_tol=1e-9, abs_tol=0.0)
+        if a == b:
+            return True
+        try:
+            return math.isclose(a, b, rel_tol=1e-9, abs_tol=0.0)
+        except OverflowError:  # an integer too large for a float equals no float
+            return False
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(values_equal(x, y) for x, y in zip(a, b))
     if type(a) is bool or type(b) is bool:
@@ -204,11 +209,11 @@ class Constraint:
     FIELDS = ("type", "equals", "one_of", "gt", "ge", "lt", "le", "multiple_of",
               "power_of_two_times", "length", "items", "not_empty")
 
-    @property
+    @functools.cached_property
     def is_empty(self) -> bool:
-        return self == Constraint()
+        return all(getattr(self, name) == getattr(_EMPTY_DEFAULTS, name) for name in self.FIELDS)
 
-    @property
+    @functools.cached_property
     def numeric(self) -> bool:
         return any(getattr(self, name) is not None
                    for name in ("gt", "ge", "lt", "le", "multiple_of", "power_of_two_times"))
@@ -228,7 +233,7 @@ class Constraint:
         if self.not_empty and (value is None or value == "" or value == [] or value == {}):
             return "a non-empty value"
         if self.numeric:
-            if not is_number(value) or not math.isfinite(value):
+            if not is_number(value) or (type(value) is float and not math.isfinite(value)):
                 return "a finite number " + self.describe_numeric()
             if self.gt is not None and not value > self.gt:
                 return f"a number > {show(self.gt)}"
@@ -238,12 +243,15 @@ class Constraint:
                 return f"a number < {show(self.lt)}"
             if self.le is not None and not value <= self.le:
                 return f"a number <= {show(self.le)}"
-            if self.multiple_of is not None and not _is_integral(value / self.multiple_of):
-                return f"a multiple of {show(self.multiple_of)}"
-            if self.power_of_two_times is not None:
-                ratio = value / self.power_of_two_times
-                if not (ratio > 0 and _is_integral(math.log2(ratio))):
-                    return f"{show(self.power_of_two_times)} * 2^N for an integer N"
+            try:
+                if self.multiple_of is not None and not _is_integral(value / self.multiple_of):
+                    return f"a multiple of {show(self.multiple_of)}"
+                if self.power_of_two_times is not None:
+                    ratio = value / self.power_of_two_times
+                    if not (ratio > 0 and _is_integral(math.log2(ratio))):
+                        return f"{show(self.power_of_two_times)} * 2^N for an integer N"
+            except OverflowError:  # an integer of hundreds of digits
+                return self.describe_numeric()
         if self.length is not None and (not isinstance(value, list) or len(value) != self.length):
             return f"a list of {self.length} items"
         if self.items is not None:
@@ -284,6 +292,9 @@ class Constraint:
         if self.items is not None:
             parts.extend(f"item {i}: {rule.describe()}" for i, rule in enumerate(self.items))
         return ", ".join(parts) or "any value"
+
+
+_EMPTY_DEFAULTS = Constraint()
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,7 +369,9 @@ class Quality:
         return self.target
 
     def _meets(self, value: Any, target: float) -> bool:
-        if not is_number(value) or not math.isfinite(value) or self.valid.check(value) is not None:
+        if not is_number(value) or (type(value) is float and not math.isfinite(value)):
+            return False
+        if self.valid.check(value) is not None:
             return False
         return value >= target if self.direction == "higher" else value <= target
 
@@ -872,12 +885,20 @@ def available_rulesets() -> tuple[str, ...]:
 @functools.lru_cache(maxsize=16)
 def load_ruleset(name: str) -> Ruleset:
     """Load, validate and merge one ruleset; UnknownRuleset / RuleFileError with a clear message."""
-    if not isinstance(name, str) or not name or os.sep in name or name.startswith("."):
-        raise UnknownRuleset(f"unknown ruleset {name!r} (available: {', '.join(available_rulesets())})")
-    folder = RULES_DIR / name
+    return load_ruleset_from(RULES_DIR, name)
+
+
+def load_ruleset_from(rules_dir: Path, name: str) -> Ruleset:
+    """`load_ruleset` for a rules folder of one's own (tests, drafts of new rules); not cached."""
+    rules_dir = Path(rules_dir)
+    known = sorted(entry.name for entry in rules_dir.iterdir() if (entry / "ruleset.yaml").is_file()) \
+        if rules_dir.is_dir() else []
+    if not isinstance(name, str) or not name or "/" in name or os.sep in name or name.startswith("."):
+        raise UnknownRuleset(f"unknown ruleset {name!r} (available: {', '.join(known)})")
+    folder = rules_dir / name
     path = folder / "ruleset.yaml"
     if not path.is_file():
-        raise UnknownRuleset(f"unknown ruleset '{name}' (available: {', '.join(available_rulesets())})")
+        raise UnknownRuleset(f"unknown ruleset '{name}' (available: {', '.join(known)})")
     where = _Where(path)
     node = _expect_map(where, load_yaml_strict(path), "ruleset.yaml",
                        ("ruleset", "title", "sources", "extends", "benchmarks", "divisions", "log", "package",
@@ -894,7 +915,7 @@ def load_ruleset(name: str) -> Ruleset:
         for forbidden in ("benchmarks", "divisions"):
             if forbidden in node:
                 raise where.fail(node, f"{forbidden}: a derived ruleset takes them from '{parent_name}'")
-        parent = load_ruleset(parent_name)
+        parent = load_ruleset(parent_name) if rules_dir == RULES_DIR else load_ruleset_from(rules_dir, parent_name)
         if parent.extends:
             raise where.fail(node, "extends: only one level of derivation")
         benchmarks = _apply_derivation(parent, node, where)
@@ -953,6 +974,6 @@ def merged_key_rules(ruleset: Ruleset, benchmark: str | None, division: str | No
 __all__ = [
     "Constraint", "KeyRule", "OrderRule", "TimingRule", "Quality", "EvalSchedule", "DivisionRules",
     "BenchmarkRules", "LogPolicy", "PackagePolicy", "Ruleset", "RuleFileError", "UnknownRuleset",
-    "load_ruleset", "available_rulesets", "merged_key_rules", "division_rules", "load_yaml_strict",
+    "load_ruleset", "load_ruleset_from", "available_rulesets", "merged_key_rules", "division_rules", "load_yaml_strict",
     "show", "type_name", "is_number", "values_equal", "RULES_DIR",
 ]

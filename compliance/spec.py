@@ -80,7 +80,9 @@ class BenchmarkSpec:
         """
         if isinstance(value, Mapping):
             return self.quality.reached(_plain(value), context, self.division)
-        try:
+        if isinstance(value, (str, bytes, bool)):  # the checker does not count these either
+            return False
+        try:  # numpy / torch / tf scalars are numbers too
             number = float(value)
         except (TypeError, ValueError):
             return False

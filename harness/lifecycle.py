@@ -189,9 +189,10 @@ class TrainingRun:
 
     @contextlib.contextmanager
     def evaluation(self, epoch: int) -> Iterator[None]:
-        self.logger.start(key=constants.EVAL_START, value=epoch, metadata={"epoch_num": epoch})
+        # stack_offset 3: past contextlib's __enter__/__exit__, so the log names the caller's line
+        self.logger.start(key=constants.EVAL_START, value=epoch, metadata={"epoch_num": epoch}, stack_offset=3)
         yield
-        self.logger.end(key=constants.EVAL_STOP, value=epoch, metadata={"epoch_num": epoch})
+        self.logger.end(key=constants.EVAL_STOP, value=epoch, metadata={"epoch_num": epoch}, stack_offset=3)
 
     def record_eval(self, value: float, epoch: int) -> bool:
         """Log eval_accuracy; True when it meets the target (direction from the rules) and the run

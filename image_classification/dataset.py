@@ -113,21 +113,22 @@ def image_list(data_dir: str | os.PathLike, split: str, classes: list[str]) -> l
     return items
 
 
-def check_image(path: str | os.PathLike) -> None:
-    """Decode an image fully (at 1/8 scale: the entropy-coded data is read all the same)."""
+def check_image(path: str | os.PathLike, shown_as: str | None = None,
+                advice: str = "replace the file or prepare the dataset again") -> None:
+    """Decode an image fully (at 1/8 scale: the entropy-coded data is read all the same);
+    DatasetError naming it (`shown_as`, e.g. its place in an archive) if it does not decode."""
     try:
         with Image.open(path) as image:
             if image.format == "JPEG":
                 image.draft("RGB", (1, 1))
             image.load()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise DatasetError(f"{path}: not a readable image ({error}); replace the file or prepare "
-                           "the dataset again") from None
+        raise DatasetError(f"{shown_as or path}: not a readable image ({error}); {advice}") from None
 
 
-def _normalize_image(path: Path) -> bool:
+def _normalize_image(path: Path, shown_as: str | None = None) -> bool:
     """Check one extracted image; re-encode it as an RGB JPEG unless it is one. True if rewritten."""
-    check_image(path)
+    check_image(path, shown_as, advice="the archive is damaged: download it again")
     with Image.open(path) as image:
         if image.format == "JPEG" and image.mode in ("RGB", "L"):
             return False
@@ -216,7 +217,7 @@ def _extract_class(train_tar: str, member: tarfile.TarInfo, train_dir: str) -> t
             count = _extract_members(inner, staging, where)
     if count == 0:
         raise DatasetError(f"{where}: no images in this class archive")
-    rewritten = sum(_normalize_image(path) for path in sorted(staging.iterdir()))
+    rewritten = sum(_normalize_image(path, f"{where}/{path.name}") for path in sorted(staging.iterdir()))
     os.replace(staging, final)
     return wnid, count, rewritten
 
@@ -253,8 +254,8 @@ def _val_folder(name: str, where: str) -> str:
         raise DatasetError(f"{where}: '{name}' is not an ILSVRC2012 validation image") from None
 
 
-def _check_chunk(paths: list[str]) -> int:
-    return sum(_normalize_image(Path(path)) for path in paths)
+def _check_chunk(val_tar: str, paths: list[str]) -> int:
+    return sum(_normalize_image(Path(path), f"{val_tar}:{Path(path).name}") for path in paths)
 
 
 def _extract_val(val_tar: Path, val_dir: Path, workers: int) -> None:
@@ -274,7 +275,7 @@ def _extract_val(val_tar: Path, val_dir: Path, workers: int) -> None:
     rewritten = 0
     with progress_bar() as progress, ProcessPoolExecutor(max_workers=workers) as pool:
         task = progress.add_task("val images", total=len(chunks), status="") if progress else None
-        for result in pool.map(_check_chunk, chunks):
+        for result in pool.map(_check_chunk, [str(val_tar)] * len(chunks), chunks):
             rewritten += result
             if progress:
                 progress.advance(task)
@@ -303,7 +304,8 @@ def _photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3])
 
 
-def _tiny_sample(photo: Image.Image, rng: np.random.Generator) -> Image.Image:
+def _tiny_sample(photo: Image.Image, rng: np.random.Generator,
+                 short_side: tuple[int, int] = (72, 128)) -> Image.Image:
     """A random crop (10-100% of the area, aspect 3/4-4/3), flip, colour jitter, random size."""
     width, height = photo.size
     for _ in range(10):
@@ -316,7 +318,7 @@ def _tiny_sample(photo: Image.Image, rng: np.random.Generator) -> Image.Image:
         crop_w, crop_h = width, height
     left, top = int(rng.integers(0, width - crop_w + 1)), int(rng.integers(0, height - crop_h + 1))
     image = photo.crop((left, top, left + crop_w, top + crop_h))
-    short = int(rng.integers(72, 129))  # ImageNet images vary in size too
+    short = int(rng.integers(short_side[0], short_side[1] + 1))  # ImageNet images vary in size too
     scale = short / min(crop_w, crop_h)
     image = image.resize((max(1, round(crop_w * scale)), max(1, round(crop_h * scale))), Image.BILINEAR)
     if rng.random() < 0.5:
@@ -331,8 +333,12 @@ def _tiny_sample(photo: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 
 def make_tiny(data_dir: str | os.PathLike, seed: int = 0, *, num_classes: int = len(TINY_PHOTOS),
-              train_per_class: int = 40, val_per_class: int = 10) -> Path:
-    """A small ImageNet in the real layout: `num_classes` photos x (train + val) random JPEG views."""
+              train_per_class: int = 40, val_per_class: int = 10,
+              short_side: tuple[int, int] = (72, 128)) -> Path:
+    """A small ImageNet in the real layout: `num_classes` photos x (train + val) random JPEG views.
+
+    `short_side` is the range of the images' shorter side in pixels (ImageNet's are ~330-500; the
+    default keeps the smoke run fast, the input-pipeline benchmark asks for ImageNet's)."""
     if not 1 <= num_classes <= len(TINY_PHOTOS):
         raise DatasetError(f"make_tiny: num_classes must be 1..{len(TINY_PHOTOS)}, got {num_classes}")
     root = Path(data_dir)
@@ -356,7 +362,7 @@ def make_tiny(data_dir: str | os.PathLike, seed: int = 0, *, num_classes: int = 
                     val_index += 1
                     name = f"ILSVRC2012_val_{val_index:08d}.JPEG"
                 buffer = io.BytesIO()
-                _tiny_sample(photo, rng).save(buffer, "JPEG", quality=int(rng.integers(70, 96)))
+                _tiny_sample(photo, rng, short_side).save(buffer, "JPEG", quality=int(rng.integers(70, 96)))
                 (folder / name).write_bytes(buffer.getvalue())
     (root / "tiny_sources.json").write_text(json.dumps(
         {"note": "tiny ImageNet-layout data: real photos from scikit-image, labels are placeholders",

@@ -40,7 +40,7 @@ import pandas as pd
 from harness.datasets import verify_file, verify_manifest, write_manifest
 from harness.errors import DatasetError
 from harness.progress import info, progress_bar
-from recommendation.sampling import Positives, sample_eval_negatives
+from recommendation.sampling import Positives, pair_keys, sample_eval_negatives
 
 # GroupLens' archive and the MD5 it publishes next to it (ml-20m.zip.md5); the MLPerf reference's
 # verify_dataset.sh checks the same value.
@@ -168,14 +168,15 @@ def leave_one_out(table: RatingsTable, *, seed: int, eval_negatives: int = EVAL_
     users, items, timestamps = table.users, table.items, table.timestamps
     if users.size == 0:
         raise DatasetError("ratings: the file holds no ratings")
-    # drop users with too few ratings (bincount over a dense index of the original ids)
-    dense_users, _ = pd.factorize(users)
-    keep = np.bincount(dense_users)[dense_users] >= min_ratings
+    # re-index in order of first appearance (pd.factorize, as the reference), after dropping users
+    # with too few ratings (none in ml-20m, so the second factorize rarely runs)
+    user_index, user_ids = pd.factorize(users)
+    keep = np.bincount(user_index)[user_index] >= min_ratings
     if not keep.all():
         users, items, timestamps = users[keep], items[keep], timestamps[keep]
-    if users.size == 0:
-        raise DatasetError(f"ratings: no user has {min_ratings} or more ratings")
-    user_index, user_ids = pd.factorize(users)  # first appearance order, as the reference
+        if users.size == 0:
+            raise DatasetError(f"ratings: no user has {min_ratings} or more ratings")
+        user_index, user_ids = pd.factorize(users)
     item_index, item_ids = pd.factorize(items)
     user_index = user_index.astype(np.int32)
     item_index = item_index.astype(np.int32)
@@ -192,8 +193,8 @@ def leave_one_out(table: RatingsTable, *, seed: int, eval_negatives: int = EVAL_
     test_items = item_index[test_row]
 
     # all interactions (distinct pairs), then the training positives are those minus the held-out one
-    everything = Positives.from_pairs(user_index, item_index, n_users, n_items)
-    keys = everything.users.astype(np.int64) * n_items + everything.items
+    keys = pair_keys(user_index, item_index, n_items)
+    everything = Positives.from_keys(keys, n_users, n_items)
     held_out = np.arange(n_users, dtype=np.int64) * n_items + test_items
     train_keys = np.delete(keys, np.searchsorted(keys, held_out))
     train = np.empty((train_keys.size, 2), dtype=np.int32)
@@ -294,20 +295,22 @@ def write_ratings_csv(path: str | os.PathLike, users: np.ndarray, items: np.ndar
     return path
 
 
-def synthetic_ratings(n_ratings: int, *, n_users: int = 138_493, n_items: int = 26_744,
-                      seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Ratings shaped like ml-20m (counts, id ranges, sorted by user), for the preprocessing benchmark."""
+def synthetic_ratings(n_ratings: int, *, n_items: int = 26_744, seed: int = 0
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Ratings shaped like ml-20m, for the preprocessing benchmark: ~144 ratings per user (at least
+    20, long-tailed), 26,744 movies with sparse ids up to 131,262, ml-20m's time span, rows by user."""
     rng = np.random.default_rng(seed)
-    per_user = rng.zipf(1.6, n_users).astype(np.float64) + MIN_RATINGS
-    per_user = np.maximum(MIN_RATINGS, np.round(per_user / per_user.sum() * n_ratings)).astype(np.int64)
-    per_user[-1] += n_ratings - per_user.sum()
-    if per_user[-1] < 1:
-        raise ValueError(f"n_ratings={n_ratings} too small for {n_users} users")
+    n_users = max(1, round(n_ratings / 144.4))  # ml-20m: 20,000,263 ratings of 138,493 users
+    if n_ratings < n_users * MIN_RATINGS:
+        raise ValueError(f"n_ratings={n_ratings} is too small (at least {MIN_RATINGS} per user)")
+    weights = rng.lognormal(0.0, 1.2, n_users)
+    per_user = MIN_RATINGS + np.floor(weights / weights.sum() * (n_ratings - n_users * MIN_RATINGS)).astype(np.int64)
+    per_user[rng.permutation(n_users)[: n_ratings - per_user.sum()]] += 1
     users = np.repeat(np.arange(1, n_users + 1, dtype=np.int64), per_user)
-    items = rng.integers(1, 131_263, size=n_ratings)  # ml-20m's movieId range (ids are sparse)
-    items = np.unique(items, return_inverse=True)[1] % n_items + 1
+    movie_ids = np.sort(rng.choice(np.arange(1, 131_263), size=n_items, replace=False))
+    items = movie_ids[rng.integers(0, n_items, size=n_ratings)]
     half_stars = rng.integers(1, 11, size=n_ratings)
-    timestamps = rng.integers(789_652_009, 1_427_784_002, size=n_ratings)  # ml-20m's time span
+    timestamps = rng.integers(789_652_009, 1_427_784_002, size=n_ratings)
     return users, items, half_stars, timestamps
 
 

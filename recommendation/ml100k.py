@@ -88,3 +88,16 @@ def prepare_ml100k(cache_dir: str | os.PathLike, data_dir: str | os.PathLike, se
     csv = convert_ml100k(fetch_ml100k(cache_dir), cache_dir / "ml-100k" / "ratings.csv")
     preprocess_ratings(csv, data_dir, seed=seed)
     return Path(data_dir)
+
+
+def run_ml100k(framework: str, data_dir: str | os.PathLike, out_dir: str | os.PathLike, *, epochs: int = 5,
+               seed: int = 1, threads: int = 0, overrides: tuple[str, ...] = ()):
+    """Train the reference NeuMF on prepared ml-100k (configs/ml100k.yaml) for `epochs` epochs;
+    returns the framework's RunResult (eval_history holds HR@10 per epoch)."""
+    from harness.benchmarks import get_benchmark
+    from harness.runner import load_benchmark_config
+
+    cfg = load_benchmark_config("recommendation", "ml100k", [
+        f"run.data_dir={data_dir}", f"run.out_dir={out_dir}", f"run.seed={seed}", f"run.threads={threads}",
+        f"schedule.max_epochs={epochs}", "run.progress=false", *overrides])
+    return get_benchmark("recommendation").train_main(framework)(cfg)

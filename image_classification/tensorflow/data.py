@@ -5,9 +5,9 @@ Files and labels come from `dataset.class_names` / `dataset.image_list`, which b
 class indices are the sorted wnids and files are sorted, as torchvision's `ImageFolder` orders them.
 
 Training (torchvision `RandomResizedCrop` + `RandomHorizontalFlip`, the MLPerf reference's
-augmentation): a crop of 8%-100% of the area with aspect ratio 3/4-4/3 (10 tries, then the central
-crop, same algorithm and rounding as `RandomResizedCrop.get_params`; `data.min_crop_area` is 0.08), resized to `image_size`
-(bilinear, antialiased like PIL), flipped with probability 1/2, normalized with the ImageNet mean/std.
+augmentation): a crop of 8%-100% (`data.min_crop_area`) of the area with aspect ratio 3/4-4/3
+(10 tries, then the central crop: the algorithm and rounding of `RandomResizedCrop.get_params`),
+resized to `image_size` (bilinear, antialiased like PIL), flipped with probability 1/2, normalized with the ImageNet mean/std.
 JPEGs are decoded only inside the crop window (`decode_and_crop_jpeg`), which gives the same pixels.
 Evaluation: the shorter side resized to `eval_resize` (torchvision `Resize(int)`), then the central
 `image_size` square (`CenterCrop`), normalized.
@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -83,12 +82,26 @@ def crop_window(height: tf.Tensor, width: tf.Tensor, seed: tf.Tensor, scale: Seq
     return tf.where(tf.reduce_any(valid), tries[first_valid], fallback)
 
 
+# PIL (torchvision's decoder) uses libjpeg's accurate integer DCT; tf's default is the fast one,
+# which is off by up to ~7 levels. With this, both frameworks decode a JPEG to the same pixels.
+DCT_METHOD = "INTEGER_ACCURATE"
+
+
+def decode(image_bytes: tf.Tensor) -> tf.Tensor:
+    """Any image file -> uint8 RGB [h, w, 3], JPEGs exactly as PIL decodes them."""
+    image = tf.cond(tf.io.is_jpeg(image_bytes),
+                    lambda: tf.io.decode_jpeg(image_bytes, channels=3, dct_method=DCT_METHOD),
+                    lambda: tf.io.decode_image(image_bytes, channels=3, expand_animations=False))
+    image.set_shape([None, None, 3])
+    return image
+
+
 def _decode_crop(image_bytes: tf.Tensor, seed: tf.Tensor, scale: Sequence[float]) -> tf.Tensor:
     """Decode only the random crop window of a JPEG (any other format: decode, then crop)."""
     def jpeg():
         shape = tf.io.extract_jpeg_shape(image_bytes)
         window = crop_window(shape[0], shape[1], seed, scale)
-        return tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3)
+        return tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3, dct_method=DCT_METHOD)
 
     def other():
         image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
@@ -99,6 +112,12 @@ def _decode_crop(image_bytes: tf.Tensor, seed: tf.Tensor, scale: Sequence[float]
     image = tf.cond(tf.io.is_jpeg(image_bytes), jpeg, other)
     image.set_shape([None, None, 3])
     return image
+
+
+def resize(image: tf.Tensor, size) -> tf.Tensor:
+    """Bilinear with antialiasing, rounded to whole levels: PIL's `Image.resize(BILINEAR)` on uint8."""
+    image = tf.image.resize(image, size, method="bilinear", antialias=True)
+    return tf.clip_by_value(tf.round(image), 0.0, 255.0)
 
 
 def normalize(image: tf.Tensor, mean: Sequence[float], std: Sequence[float]) -> tf.Tensor:
@@ -114,7 +133,7 @@ def train_transform(image_bytes: tf.Tensor, seed: tf.Tensor, image_size: int, mi
     """
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     image = _decode_crop(image_bytes, crop_seed, (min_crop_area, 1.0))
-    image = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
+    image = resize(image, [image_size, image_size])
     flip = tf.random.stateless_uniform([], seed=flip_seed) < 0.5
     image = tf.cond(flip, lambda: tf.reverse(image, axis=[1]), lambda: image)
     return normalize(image, mean, std)
@@ -132,11 +151,10 @@ def resized_shorter_side(height: tf.Tensor, width: tf.Tensor, size: int) -> tupl
 def eval_transform(image_bytes: tf.Tensor, image_size: int, eval_resize: int, mean: Sequence[float],
                    std: Sequence[float]) -> tf.Tensor:
     """Resize(eval_resize) + CenterCrop(image_size) + Normalize."""
-    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
+    image = decode(image_bytes)
     shape = tf.shape(image)
     new_h, new_w = resized_shorter_side(shape[0], shape[1], eval_resize)
-    image = tf.image.resize(image, tf.stack([new_h, new_w]), method="bilinear", antialias=True)
+    image = resize(image, tf.stack([new_h, new_w]))
     # CenterCrop: int(round((size - crop) / 2)), half to even like Python's round
     top = tf.cast(tf.round(tf.cast(new_h - image_size, tf.float32) / 2.0), tf.int32)
     left = tf.cast(tf.round(tf.cast(new_w - image_size, tf.float32) / 2.0), tf.int32)
@@ -212,7 +230,7 @@ def find_unreadable(paths: Iterable[str]) -> tuple[str, str] | None:
         if not path:
             continue
         try:
-            tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+            decode(tf.io.read_file(path))
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.DataLossError) as error:
             return path, (error.message or type(error).__name__).strip().splitlines()[0]
     return None

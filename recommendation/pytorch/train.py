@@ -152,10 +152,11 @@ def main(cfg: Config) -> RunResult:
         def draw(epoch: int):
             return epoch_samples(prepared.train, cfg.data.train_negatives_per_positive, cfg.run.seed, epoch)
 
-        # The next epoch's negatives are drawn on a CPU thread while the device trains this one.
+        run.start()
+        # Drawing negatives is part of the timed run (the reference draws them in its training loop);
+        # the next epoch's are drawn on a CPU thread while the device trains this one.
         prefetch = concurrent.futures.ThreadPoolExecutor(max_workers=1)
         upcoming = prefetch.submit(draw, first_epoch)
-        run.start()
         train_seconds, trained_samples = 0.0, 0
         for epoch in run.epochs(cfg.schedule.max_epochs, first_epoch):
             samples = upcoming.result()

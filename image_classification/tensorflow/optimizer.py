@@ -1,11 +1,11 @@
-"""The two optimizers the ResNet rules allow, as Keras 3 optimizers with the reference's update rules.
+"""The two optimizers the ResNet rules allow, as Keras 3 optimizers with `../pytorch/optimizer.py`'s rules.
 
 - `SGD`: PyTorch's `torch.optim.SGD` update (what `../pytorch/train.py` runs), with L2 weight decay
   coupled into the gradient: g += wd * w; buf = momentum * buf + g; w -= lr * (g + momentum * buf
   if nesterov else buf). Keras' own SGD folds the learning rate into the velocity
   (v = momentum * v - lr * g), which differs from PyTorch whenever the learning rate changes, i.e.
   every step of warmup and polynomial decay; this class keeps the two frameworks on one rule.
-- `LARS`: layer-wise adaptive rate scaling (You et al. 2017, "Large Batch Training of
+- `Lars`: layer-wise adaptive rate scaling (You et al. 2017, "Large Batch Training of
   Convolutional Networks"), as the MLPerf reference's `lars_optimizer.py` (mlcommons/training
   image_classification/tensorflow2) computes it: trust = eta * ||w|| / (||g|| + wd * ||w|| + eps)
   (1 where either norm is 0); v = momentum * v + lr * trust * (g + wd * w); w -= v.
@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import keras
 from keras import ops
+
+from harness.errors import ConfigError
+from image_classification.config import Optimizer
 
 
 def decays(variable, no_wd_on_bn_bias: bool) -> bool:
@@ -63,7 +66,7 @@ class SGD(keras.optimizers.Optimizer):
                 "nesterov": self.nesterov, "no_wd_on_bn_bias": self.no_wd_on_bn_bias}
 
 
-class LARS(keras.optimizers.Optimizer):
+class Lars(keras.optimizers.Optimizer):
     """LARS with momentum, the MLPerf reference's update (see the module docstring)."""
 
     def __init__(self, learning_rate: float = 0.1, momentum: float = 0.9, weight_decay: float = 1e-4,
@@ -100,3 +103,16 @@ class LARS(keras.optimizers.Optimizer):
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "l2": self.l2, "eta": self.eta,
                 "epsilon": self.epsilon, "no_wd_on_bn_bias": self.no_wd_on_bn_bias}
+
+
+def build_optimizer(opt: Optimizer, peak_lr: float) -> keras.optimizers.Optimizer:
+    """The optimizer of the config; the training loop sets its learning rate every step."""
+    if opt.name == "sgd":
+        return SGD(peak_lr, momentum=opt.momentum, weight_decay=opt.weight_decay, nesterov=opt.nesterov,
+                   no_wd_on_bn_bias=opt.no_wd_on_bn_bias)
+    if opt.name == "lars":
+        if opt.nesterov:
+            raise ConfigError("optimizer.nesterov=true: LARS has no Nesterov variant (nor does the reference)")
+        return Lars(peak_lr, momentum=opt.momentum, weight_decay=opt.weight_decay, eta=opt.lars_eta,
+                    epsilon=opt.lars_epsilon, no_wd_on_bn_bias=opt.no_wd_on_bn_bias)
+    raise ConfigError(f"optimizer.name={opt.name!r}: expected 'sgd' or 'lars'")

@@ -1,0 +1,224 @@
+"""NCF training in TensorFlow/Keras 3: NeuMF, Adam, binary cross-entropy, HR@10 over all users every epoch.
+
+Reads top to bottom as the benchmark (MLPerf NCF reference, mlcommons/training recommendation/
+pytorch/ncf.py), the mirror of pytorch/train.py: load the prepared MovieLens, build NeuMF and Adam
+in the strategy's scope, then per epoch draw fresh negatives (4 per positive, sampling.py: the same
+samples as the PyTorch run), train on them in global batches with a tf.function step, and rank each
+user's held-out item among its 999 negatives; stop at the HR@10 target. Everything that is not
+this model's business (log, clock, seeding, strategy, checkpoints) is the harness's.
+
+    python -m harness train recommendation --framework tensorflow --config smoke
+    python -m recommendation.tensorflow.train --config reference    # all local GPUs (MirroredStrategy)
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from harness import tf_runtime
+from harness.checkpoint import latest_checkpoint, load_checkpoint_state, save_checkpoint
+from harness.cli import train_entry
+from harness.config import config_to_dict
+from harness.errors import ConfigError
+from harness.lifecycle import RunResult, TrainingRun
+from harness.progress import info, progress_bar
+from recommendation.config import Config, hyperparameters
+from recommendation.dataset import Prepared, load_prepared
+from recommendation.metrics import hit_rate_and_ndcg
+from recommendation.sampling import epoch_samples
+from recommendation.tensorflow.data import EvalData, build_eval, distribute_epoch
+from recommendation.tensorflow.model import NeuMF, build_model
+
+FRAMEWORK = "tensorflow"
+
+
+def build_data(cfg: Config, strategy: tf.distribute.Strategy) -> tuple[Prepared, EvalData]:
+    prepared = load_prepared(cfg.run.data_dir, verify="off")  # verified by the caller
+    width = prepared.test_negatives.shape[1]
+    if width != cfg.data.eval_negatives_per_user:
+        raise ConfigError(f"data.eval_negatives_per_user={cfg.data.eval_negatives_per_user}, but "
+                          f"{cfg.run.data_dir} was prepared with {width} negatives per user")
+    if cfg.schedule.global_batch_size % strategy.num_replicas_in_sync:
+        raise ConfigError(f"schedule.global_batch_size={cfg.schedule.global_batch_size} is not divisible "
+                          f"by the {strategy.num_replicas_in_sync} replicas")
+    return prepared, build_eval(prepared)
+
+
+class Adam(keras.optimizers.Adam):
+    """torch.optim.Adam's update, the reference's optimizer: epsilon is added to the bias-corrected
+    sqrt(v_t), where Keras adds it before the correction (an epsilon sqrt(1 - beta2^t) times
+    smaller, which the first steps of a beta2 = 0.999 run notice: a gradient below ~3e-7 moves a
+    weight by a fraction of lr in Keras and by lr in PyTorch). The gradients must be dense: Keras
+    squares an IndexedSlices' values before summing duplicate rows (make_train_step densifies)."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = variable.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+        gradient = tf.cast(gradient, dtype)
+        self.assign_add(m, (gradient - m) * (1 - beta_1))
+        self.assign_add(v, (tf.square(gradient) - v) * (1 - beta_2))
+        denominator = tf.sqrt(v) / tf.sqrt(1 - tf.pow(beta_2, step)) + tf.cast(self.epsilon, dtype)
+        self.assign_sub(variable, tf.cast(learning_rate, dtype) / (1 - tf.pow(beta_1, step)) * m / denominator)
+
+
+def build_optimizer(cfg: Config, model: NeuMF) -> Adam:
+    """Adam with the reference hyperparameters; its slots are built now, so a checkpoint can be
+    restored into them before the first step."""
+    if cfg.optimizer.name != "adam":
+        raise ConfigError(f"optimizer.name={cfg.optimizer.name}: NCF trains with adam")
+    optimizer = Adam(learning_rate=cfg.optimizer.base_lr, beta_1=cfg.optimizer.beta1,
+                     beta_2=cfg.optimizer.beta2, epsilon=cfg.optimizer.epsilon)
+    optimizer.build(model.trainable_variables)
+    return optimizer
+
+
+def make_train_step(model: NeuMF, optimizer: Adam,
+                    strategy: tf.distribute.Strategy) -> Callable:
+    """One optimizer step on one global batch; returns the summed loss of its real samples."""
+
+    def replica_step(users, items, labels, count, global_count):
+        with tf.GradientTape() as tape:
+            logits = tf.cast(model(users, items, training=True), tf.float32)
+            per_sample = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+            real = tf.range(tf.shape(users)[0]) < count  # padding of an uneven last batch is masked out
+            loss_sum = tf.reduce_sum(tf.where(real, per_sample, 0.0))
+            # Each replica divides by the global batch's size and Keras sums the replicas' gradients
+            # (optimizer all-reduce): the mean over the global batch, as the reference's BCE mean.
+            loss = loss_sum / tf.cast(global_count, tf.float32)
+        # Embedding gradients come as IndexedSlices with a row per sample; summed into dense
+        # tables they are the reference's (nn.Embedding, sparse=False) and what Adam needs (see Adam),
+        # and an all-reduce of the tables is far smaller than gathering 2^20 rows per replica.
+        gradients = [tf.convert_to_tensor(gradient) for gradient in tape.gradient(loss, model.trainable_variables)]
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return loss_sum
+
+    @tf.function
+    def train_step(batch):
+        loss_sums = strategy.run(replica_step, args=batch)
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, loss_sums, axis=None)
+
+    return train_step
+
+
+def train_one_epoch(train_step: Callable, dataset, steps: int, samples: int, epoch: int, progress: bool) -> float:
+    """One pass over the epoch's samples; returns the mean training loss."""
+    loss_total = tf.zeros((), tf.float32)
+    with progress_bar(progress) as bar:
+        task = bar.add_task(f"epoch {epoch}", total=steps, status="") if bar else None
+        for batch in dataset:
+            loss_total += train_step(batch)  # stays on the device: no host sync per step
+            if bar:
+                bar.advance(task)
+    return float(loss_total) / max(1, samples)
+
+
+def make_rank_fn(model: NeuMF) -> Callable:
+    """Per user row: how many distinct negatives score >= the positive (metrics.py's rank), on the device.
+
+    Scores are float32 logits (model.py keeps the logit layer in float32 under a mixed policy).
+    """
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, None], tf.int32),
+                                  tf.TensorSpec([None, None], tf.bool)])
+    def rank(users, items, valid):
+        shape = tf.shape(items)
+        scores = model(tf.reshape(tf.broadcast_to(users[:, None], shape), [-1]), tf.reshape(items, [-1]),
+                       training=False)
+        scores = tf.reshape(tf.cast(scores, tf.float32), shape)
+        beaten_by = (scores[:, :-1] >= scores[:, -1:]) & valid
+        return tf.reduce_sum(tf.cast(beaten_by, tf.int32), axis=1)
+
+    return rank
+
+
+def evaluate(rank_fn: Callable, data: EvalData, k: int, batch_size: int) -> tuple[float, float]:
+    """HR@k and NDCG@k over all users (metrics.hit_rate_and_ndcg on the device-computed ranks)."""
+    ranks = [rank_fn(users, items, valid).numpy() for users, items, valid in data.dataset(batch_size)]
+    return hit_rate_and_ndcg(np.concatenate(ranks), k)
+
+
+def save(cfg: Config, strategy: tf.distribute.Strategy, model: NeuMF, optimizer: Adam,
+         epoch: int, step: int, eval_history: list) -> None:
+    if tf_runtime.is_chief(strategy):
+        save_checkpoint(cfg.run.out_dir, benchmark=cfg.benchmark, framework=FRAMEWORK, epoch=epoch, step=step,
+                        config=config_to_dict(cfg), extra={"eval_history": eval_history},
+                        write_payload=lambda folder: tf_runtime.save_payload(
+                            folder, model=model, optimizer=optimizer))
+
+
+def resume_if_asked(cfg: Config, model: NeuMF, optimizer: Adam) -> tuple[int, int]:
+    """(first epoch, step) after restoring the newest checkpoint; (1, 0) without one."""
+    if not cfg.run.resume:
+        return 1, 0
+    path = latest_checkpoint(cfg.run.out_dir)
+    if path is None:
+        info(f"run.resume: no checkpoint under {cfg.run.out_dir}, starting from scratch")
+        return 1, 0
+    state = load_checkpoint_state(path, benchmark=cfg.benchmark, framework=FRAMEWORK)
+    tf_runtime.load_payload(path, model=model, optimizer=optimizer)
+    info(f"resumed from {path} (epoch {state['epoch']})")
+    return state["epoch"] + 1, state["step"]
+
+
+def main(cfg: Config) -> RunResult:
+    strategy = tf_runtime.setup(cfg.run)
+    run = TrainingRun(cfg, benchmark=cfg.benchmark, eval_every_epochs=cfg.schedule.eval_every_epochs)
+    run.init_start()
+    load_prepared(cfg.run.data_dir, cfg.run.verify_data)  # a corrupt dataset stops here, one line
+    prepared, eval_data = build_data(cfg, strategy)
+    with strategy.scope():
+        model = build_model(prepared.n_users, prepared.n_items, cfg.model.factors, cfg.model.mlp_layer_sizes,
+                            seed=cfg.run.seed)
+        optimizer = build_optimizer(cfg, model)
+    first_epoch, step = resume_if_asked(cfg, model, optimizer)
+    train_step, rank_fn = make_train_step(model, optimizer, strategy), make_rank_fn(model)
+    samples_per_epoch = prepared.n_train * (1 + cfg.data.train_negatives_per_positive)
+    run.log_hyperparameters(hyperparameters(cfg), global_batch_size=cfg.schedule.global_batch_size,
+                            train_samples=samples_per_epoch,
+                            eval_samples=prepared.n_users * (1 + cfg.data.eval_negatives_per_user))
+
+    def draw(epoch: int):
+        return epoch_samples(prepared.train, cfg.data.train_negatives_per_positive, cfg.run.seed, epoch)
+
+    # The next epoch's negatives are drawn on a CPU thread while this one trains.
+    prefetch = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    upcoming = prefetch.submit(draw, first_epoch)
+    run.start()
+    train_seconds, trained_samples = 0.0, 0
+    for epoch in run.epochs(cfg.schedule.max_epochs, first_epoch):
+        samples = upcoming.result()
+        if epoch < cfg.schedule.max_epochs:
+            upcoming = prefetch.submit(draw, epoch + 1)
+        dataset, steps = distribute_epoch(samples, cfg.schedule.global_batch_size, strategy)
+        began = time.perf_counter()
+        loss = train_one_epoch(train_step, dataset, steps, len(samples), epoch, cfg.run.progress)
+        train_seconds += time.perf_counter() - began  # float(loss) waited for the last step
+        trained_samples += len(samples)
+        step += steps
+        if run.eval_due(epoch):
+            with run.evaluation(epoch):
+                hit_rate, ndcg = evaluate(rank_fn, eval_data, cfg.data.eval_hr_k, cfg.schedule.eval_batch_size)
+            info(f"epoch {epoch}: loss {loss:.4f}, HR@{cfg.data.eval_hr_k} {hit_rate:.4f}, "
+                 f"NDCG@{cfg.data.eval_hr_k} {ndcg:.4f}")
+            reached = run.record_eval(hit_rate, epoch)
+        else:
+            reached = False
+        if cfg.run.checkpoint_every_epochs and epoch % cfg.run.checkpoint_every_epochs == 0:
+            save(cfg, strategy, model, optimizer, epoch, step, run.eval_history)
+        if reached:
+            break
+    prefetch.shutdown(wait=False, cancel_futures=True)
+    return run.stop(throughput=trained_samples / train_seconds if train_seconds else 0.0)
+
+
+if __name__ == "__main__":
+    train_entry("recommendation", FRAMEWORK)
