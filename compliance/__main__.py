@@ -27,7 +27,7 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse would print usage and exit; we want one line
-        raise UsageError(f"{self.prog}: {message} (see --help)")
+        raise UsageError(f"{self.prog}: error: {message} (see --help)")
 
 
 def natural_key(text: str) -> list:
@@ -50,9 +50,9 @@ def _ruleset_arg(name: str | None) -> str | None:
     try:
         load_ruleset(name)
     except UnknownRuleset as error:
-        raise UsageError(f"--ruleset: {error}") from None
+        raise UsageError(f"python -m compliance: error: --ruleset: {error}") from None
     except RuleFileError as error:
-        raise UsageError(f"--ruleset {name}: broken rule file: {error}") from None
+        raise UsageError(f"python -m compliance: error: --ruleset {name}: broken rule file: {error}") from None
     return name
 
 
@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument("--json", action="store_true")
     rules = commands.add_parser("rules", help="print a ruleset's benchmarks, targets and keys (markdown)")
     rules.add_argument("ruleset", nargs="?", default=None, help=f"one of: {rulesets} (default: all)")
+    rules.add_argument("--validate", action="store_true",
+                       help="load every rule file (schema) and check the examples beside them")
     return parser
 
 
@@ -145,9 +147,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         from compliance.summarizer import run_summarize  # pandas/matplotlib only when summarizing
 
         if not 0.0 < args.confidence < 1.0:
-            raise UsageError("--confidence: wanted a number between 0 and 1")
+            raise UsageError("python -m compliance summarize: error: --confidence: wanted a number between 0 and 1")
         if not args.margin > 0.0:
-            raise UsageError("--margin: wanted a number > 0")
+            raise UsageError("python -m compliance summarize: error: --margin: wanted a number > 0")
         return run_summarize(args.folder, ruleset=_ruleset_arg(args.ruleset), out_dir=args.out,
                              confidence=args.confidence, margin=args.margin, plots=not args.no_plots)
     if args.command == "package":
@@ -155,12 +157,26 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_package_check(args.folder, ruleset=_ruleset_arg(args.ruleset), as_json=args.json)
     if args.command == "rules":
+        names = [_ruleset_arg(args.ruleset)] if args.ruleset else list(available_rulesets())
+        if args.validate:
+            from compliance.validate import validate_ruleset
+
+            failed = False
+            for name in names:
+                problems = validate_ruleset(name)
+                for problem in problems:
+                    sys.stdout.write(problem + "\n")
+                rules = load_ruleset(name)
+                sys.stdout.write(f"{name}: {'INVALID' if problems else 'valid'} ({len(rules.benchmarks)} benchmarks, "
+                                 f"rule files in {Path(rules.folder).name}/)\n")
+                failed = failed or bool(problems)
+            return EXIT_FAILED if failed else EXIT_OK
         from compliance.docs import rules_markdown
 
-        names = [_ruleset_arg(args.ruleset)] if args.ruleset else list(available_rulesets())
         sys.stdout.write("\n".join(rules_markdown(load_ruleset(name)) for name in names))
         return EXIT_OK
-    raise UsageError("a command is required: check, summarize, package or rules (see --help)")
+    raise UsageError("python -m compliance: error: a command is required: check, summarize, package or rules "
+                     "(see --help)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -302,7 +302,7 @@ def check_log(path: str, ruleset: str | Ruleset | None = None, *, collect_evals:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        _Pass(result, rules, benchmark, division, logged_ruleset, collect_evals, max_findings_per_kind).run()
+        _Pass(result, rules, benchmark, division, collect_evals, max_findings_per_kind).run()
     except UnusableInput as error:
         result.unusable = str(error)
     except OSError as error:
@@ -317,12 +317,11 @@ class _Pass:
     """The main pass over one log: state, the per-line step, and the end-of-log checks."""
 
     def __init__(self, result: CheckResult, rules: Ruleset, benchmark: str | None, division: str | None,
-                 logged_ruleset: str | None, collect_evals: bool, cap: int):
+                 collect_evals: bool, cap: int):
         self.result = result
         self.rules = rules
         self.benchmark = benchmark
         self.division = division
-        self.logged_ruleset = logged_ruleset
         self.collect_evals = collect_evals
         self.findings = _Findings(cap)
         self.policy = rules.log
@@ -355,7 +354,6 @@ class _Pass:
         self.watched = frozenset(watched)
         self.first_seen: dict[str, int] = {}
         self.first_time: dict[str, float] = {}  # min time so far of timing `since_first` keys
-        self.group_counts: Counter = Counter()
         self.open_intervals = [0, 0, 0, 0]  # by _INTERVAL_SLOT: -, block, epoch, eval
         self.ignored_after_stop: Counter = Counter()
         self.context: dict[str, Any] = {}  # logged values a target depends on (bert: global_batch_size)
@@ -563,7 +561,7 @@ class _Pass:
             add("error", lineno, key, "a field time_ms: milliseconds since the epoch, a number >= 0", found, "field")
             return None
         event_type = event.get("event_type")
-        if event_type not in EVENT_TYPES:
+        if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
             add("error", lineno, key, "event_type INTERVAL_START, INTERVAL_END or POINT_IN_TIME",
                 "no event_type" if "event_type" not in event else f"event_type {show(event_type)}", "field")
             return None

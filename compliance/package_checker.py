@@ -20,11 +20,10 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from compliance.checker import check_log
 from compliance.ruleset import Ruleset, load_ruleset, show
-from compliance.submission import Organisation, RESULT_NAME, find_organisations
+from compliance.submission import Organisation, find_organisations
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 
@@ -130,7 +129,7 @@ def check_organisation(org: Organisation, ruleset: str | None = None) -> Package
         if len(runs.results) != bench.number_of_runs:
             report.add("error", where, f"{len(runs.results)} result files, {bench.number_of_runs} required "
                                        f"by {rules.name}")
-        failed = [(path, result) for path, result in zip(runs.results, results) if not result.successful]
+        failed = [(path, result) for path, result in zip(runs.results, results, strict=True) if not result.successful]
         for path, result in failed:
             first = result.errors[0].format(path.name) if result.errors else result.verdict()
             report.add("error" if len(failed) > rules.package.max_failed_runs else "warning",
@@ -148,15 +147,15 @@ def check_organisation(org: Organisation, ruleset: str | None = None) -> Package
             report.add("error", where, f"logs say division {', '.join(sorted(logged))}, "
                                        f"systems/{runs.system}.json says {show(system_division)}")
         # Every run its own seed.
-        seeds = [(path.name, r.seed) for path, r in zip(runs.results, results) if r.unusable is None]
+        seeds = [(path.name, r.seed) for path, r in zip(runs.results, results, strict=True) if r.unusable is None]
         missing = [name for name, seed in seeds if seed is None]
         if missing:
             report.add(rules.package.unique_seeds, where, f"no seed logged in {', '.join(missing[:5])}"
                                                          + ("..." if len(missing) > 5 else ""))
-        repeated = Counter(json.dumps(seed, sort_keys=True, default=str) for _, seed in seeds if seed is not None)
+        repeated = Counter(show(seed) for _, seed in seeds if seed is not None)
         for seed_text, count in sorted(repeated.items()):
             if count > 1:
-                names = [name for name, seed in seeds if json.dumps(seed, sort_keys=True, default=str) == seed_text]
+                names = [name for name, seed in seeds if show(seed) == seed_text]
                 report.add(rules.package.unique_seeds, where,
                            f"seed {seed_text[:40]} used by {count} runs ({', '.join(names[:5])}): each run needs its own")
     if not fields_checked:

@@ -111,8 +111,11 @@ def _is_integral(x: float) -> bool:
     return math.isfinite(x) and abs(round(x) - x) < _INTEGER_TOLERANCE
 
 
-def values_equal(a: Any, b: Any) -> bool:
-    """Equality for rule values: numbers compare with a 1e-9 relative tolerance, lists item-wise."""
+def values_equal(a: Any, b: Any, _depth: int = 0) -> bool:
+    """Equality for rule values: numbers compare with a 1e-9 relative tolerance, lists item-wise.
+
+    Values nested deeper than 64 levels (a hostile log's) compare unequal rather than recurse.
+    """
     if is_number(a) and is_number(b):
         if a == b:
             return True
@@ -121,21 +124,29 @@ def values_equal(a: Any, b: Any) -> bool:
         except OverflowError:  # an integer too large for a float equals no float
             return False
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(values_equal(x, y) for x, y in zip(a, b))
+        if _depth > 64:
+            return False
+        return len(a) == len(b) and all(values_equal(x, y, _depth + 1) for x, y in zip(a, b, strict=True))
     if type(a) is bool or type(b) is bool:
         return type(a) is type(b) and a == b
+    if isinstance(a, dict) or isinstance(b, dict):
+        if _depth > 64 or not (isinstance(a, dict) and isinstance(b, dict)) or a.keys() != b.keys():
+            return False
+        return all(values_equal(a[key], b[key], _depth + 1) for key in a)
     return a == b
 
 
-def show(value: Any, limit: int = 60) -> str:
+def show(value: Any, limit: int = 60, _depth: int = 0) -> str:
     """A short, bounded rendering of a logged value for messages (a 50 MB value stays short)."""
     if isinstance(value, str):
         text = value if len(value) <= limit else value[:limit] + "..."
         return "'" + text.replace("\n", "\\n") + "'"
     if isinstance(value, (list, tuple)):
+        if _depth >= 3 and value:
+            return "[...]"
         parts, size = [], 2
         for item in value[:8]:
-            part = show(item, limit)
+            part = show(item, limit, _depth + 1)
             size += len(part) + 2
             if size > limit:
                 break
@@ -143,8 +154,10 @@ def show(value: Any, limit: int = 60) -> str:
         more = len(value) - len(parts)
         return "[" + ", ".join(parts) + (f", ... ({len(value)} items)" if more else "") + "]"
     if isinstance(value, dict):
+        if _depth >= 3 and value:
+            return "{...}"
         keys = list(value)[:4]
-        inner = ", ".join(f"{show(k, 20)}: {show(value[k], 20)}" for k in keys)
+        inner = ", ".join(f"{show(k, 20)}: {show(value[k], 20, _depth + 1)}" for k in keys)
         return "{" + inner + (", ..." if len(value) > 4 else "") + "}"
     if value is None:
         return "null"
@@ -831,10 +844,17 @@ def _parse_common(path: Path) -> tuple[tuple[KeyRule, ...], tuple[OrderRule, ...
     return keys, tuple(order), tuple(timing)
 
 
+def _relax(rules: tuple[KeyRule, ...], keys: set[str]) -> tuple[KeyRule, ...]:
+    return tuple(rule.relaxed() if rule.key in keys else rule for rule in rules)
+
+
 def _apply_derivation(parent: Ruleset, node: Mapping, where: _Where) -> tuple[tuple[str, BenchmarkRules], ...]:
     """A derived ruleset (the smoke one): other targets, and relaxed closed-division values."""
     targets = node.get("targets") or {}
     relax = node.get("relax") or {}
+    runs = node.get("number_of_runs")
+    if runs is not None and (type(runs) is not int or runs < 1):
+        raise where.fail(node, f"number_of_runs: wanted an integer >= 1, found {show(runs)}")
     _expect(where, node, targets, "targets", (dict,), "a mapping benchmark -> target")
     _expect(where, node, relax, "relax", (dict,), "a mapping benchmark -> [keys]")
     names = parent.benchmark_names
@@ -855,7 +875,7 @@ def _apply_derivation(parent: Ruleset, node: Mapping, where: _Where) -> tuple[tu
                 quality = dataclasses.replace(quality, components=components, target=components[0][1])
             else:
                 quality = dataclasses.replace(quality, target=_number(where, targets, target, f"targets.{name}"))
-            for component, value in quality.components or (("target", quality.target),):
+            for _, value in quality.components or (("target", quality.target),):
                 if quality.valid.check(value) is not None:
                     raise where.fail(targets, f"targets.{name}: {value} outside {quality.valid.describe()}")
         relaxed_keys = set(_str_list(where, relax, relax.get(name, []), f"relax.{name}"))
@@ -867,11 +887,12 @@ def _apply_derivation(parent: Ruleset, node: Mapping, where: _Where) -> tuple[tu
                 unknown = relaxed_keys - known
                 if unknown:
                     raise where.fail(relax, f"relax.{name}: '{sorted(unknown)[0]}' is not a closed-division key")
-                fix = lambda rules: tuple(r.relaxed() if r.key in relaxed_keys else r for r in rules)  # noqa: E731
-                division = dataclasses.replace(division, keys=fix(division.keys),
-                                               variants=tuple((v, fix(r)) for v, r in division.variants))
+                division = dataclasses.replace(
+                    division, keys=_relax(division.keys, relaxed_keys),
+                    variants=tuple((v, _relax(r, relaxed_keys)) for v, r in division.variants))
             divisions.append((division_name, division))
-        benchmarks.append((name, dataclasses.replace(rules, quality=quality, divisions=tuple(divisions))))
+        benchmarks.append((name, dataclasses.replace(rules, quality=quality, divisions=tuple(divisions),
+                                                     number_of_runs=runs or rules.number_of_runs)))
     return tuple(benchmarks)
 
 
@@ -902,7 +923,7 @@ def load_ruleset_from(rules_dir: Path, name: str) -> Ruleset:
     where = _Where(path)
     node = _expect_map(where, load_yaml_strict(path), "ruleset.yaml",
                        ("ruleset", "title", "sources", "extends", "benchmarks", "divisions", "log", "package",
-                        "targets", "relax", "note"), required=("ruleset", "title"))
+                        "targets", "relax", "number_of_runs", "note"), required=("ruleset", "title"))
     if node["ruleset"] != name:
         raise where.fail(node, f"ruleset: folder is '{name}', but the file says '{node['ruleset']}'")
     if not _source_comment(path):
@@ -924,7 +945,7 @@ def load_ruleset_from(rules_dir: Path, name: str) -> Ruleset:
             benchmarks=benchmarks, extends=parent_name, folder=str(folder),
             log=_parse_log_policy(where, node["log"]) if "log" in node else parent.log,
             package=_parse_package_policy(where, node["package"]) if "package" in node else parent.package)
-    for forbidden in ("targets", "relax"):
+    for forbidden in ("targets", "relax", "number_of_runs"):
         if forbidden in node:
             raise where.fail(node, f"{forbidden}: only a derived ruleset (extends:) overrides these")
     names = _str_list(where, node, node.get("benchmarks", []), "benchmarks")

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 from compliance.checker import CheckResult, check_log
 from compliance.logparse import FAST_JSON
 from compliance.ruleset import load_ruleset, show
-from compliance.submission import BenchmarkRuns, Organisation, SystemDescription, find_organisations
+from compliance.submission import BenchmarkRuns, SystemDescription, find_organisations
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 SCORING = "olympic: drop the fastest and the slowest run, mean of the rest; a failed run counts as the slowest"
@@ -367,13 +367,13 @@ def draw_plots(rows: list[SystemRow], folder: Path, summary: dict[str, Any]) -> 
             quality = rules.benchmark(bench.benchmark).quality if rules and rules.benchmark(bench.benchmark) else None
             components = [name for name, _ in quality.components] if quality and quality.components else [None]
             figure, axes = plt.subplots(figsize=(8, 5))
-            for run in bench.runs:
-                for component in components:
+            for index, run in enumerate(bench.runs):
+                for component, marker in zip(components, ".x^v", strict=False):
                     xs, ys = _numeric_points(run.result.eval_points, component)
-                    if xs:
+                    if xs:  # one colour per run, one marker per component, failed runs dotted
                         label = Path(run.path).stem + (f" {component}" if component else "") + \
                             ("" if run.outcome == "ok" else f" ({run.outcome})")
-                        axes.plot(xs, ys, marker=".", linewidth=1, label=label,
+                        axes.plot(xs, ys, marker=marker, linewidth=1, label=label, color=f"C{index % 10}",
                                   linestyle="-" if run.outcome == "ok" else ":")
             if quality is not None:
                 for name, target in (quality.components or ((quality.metric, quality.target),)):

@@ -84,20 +84,19 @@ def eval_epochs(ruleset: Ruleset, benchmark: str, max_epochs: int) -> list[float
 def _quality_values(ruleset: Ruleset, benchmark: str, count: int) -> list[Any]:
     """Quality per evaluation: below the target until the last one, which meets it."""
     quality = ruleset.benchmark(benchmark).quality
-    values = []
-    for index in range(count):
-        fraction = (index + 1) / count
-        def level(target: float) -> float:
-            if quality.higher_is_better:
-                low = target * 0.5
-                return target if index == count - 1 else round(low + (target - low) * fraction * 0.99, 6)
-            high = target * 2 + 0.5
-            return target if index == count - 1 else round(high - (high - target) * fraction * 0.99, 6)
-        if quality.components:
-            values.append({name: level(target) for name, target in quality.components})
-        else:
-            values.append(level(quality.target))
-    return values
+
+    def level(target: float, index: int) -> float:
+        if index == count - 1:
+            return target
+        fraction = (index + 1) / count * 0.99
+        if quality.higher_is_better:
+            return round(target * 0.5 + target * 0.5 * fraction, 6)
+        high = target * 2 + 0.5
+        return round(high - (high - target) * fraction, 6)
+
+    if quality.components:
+        return [{name: level(target, i) for name, target in quality.components} for i in range(count)]
+    return [level(quality.target, i) for i in range(count)]
 
 
 def write_log(path: str | Path, ruleset: str, benchmark: str, division: str = "closed", *,

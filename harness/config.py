@@ -202,7 +202,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not all(path):
         raise ConfigError(f"override '{text}': empty key segment")
     try:
-        value = yaml.load(raw, Loader=_StrictLoader) if raw.strip() else ""  # noqa: S506 - a SafeLoader
+        value = yaml.load(raw, Loader=_StrictLoader) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     # YAML 1.1 reads 1e-4 as a string; numbers written like that are meant as floats.

@@ -31,6 +31,9 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         import tensorflow as tf
 
         tf.random.set_seed(seed)
+        # the global tf.random.Generator (checkpointed by tf_runtime.save_payload) seeded too; with
+        # op determinism on, TF refuses `get_global_generator()` unless one was set explicitly
+        tf.random.set_global_generator(tf.random.Generator.from_seed(seed))
         try:
             import keras
 

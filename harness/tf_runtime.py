@@ -46,22 +46,35 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+def _before_start(configure, *args) -> None:
+    """Apply a runtime setting TensorFlow accepts only before it starts; a later run in the same
+    process (tests, notebooks) keeps the first run's threads and devices instead of failing."""
+    try:
+        configure(*args)
+    except RuntimeError:  # "cannot be modified after initialization"
+        pass
+
+
 def setup(options: RunOptions, strategy: str = "auto") -> tf.distribute.Strategy:
     """Threads, device visibility, mixed precision (GPU only) and seeds; returns the strategy."""
     if options.threads > 0:
-        tf.config.threading.set_intra_op_parallelism_threads(options.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(max(1, options.threads // 2))
+        _before_start(tf.config.threading.set_intra_op_parallelism_threads, options.threads)
+        _before_start(tf.config.threading.set_inter_op_parallelism_threads, max(1, options.threads // 2))
     if options.device == "cpu":
-        tf.config.set_visible_devices([], "GPU")
+        _before_start(tf.config.set_visible_devices, [], "GPU")
     elif options.device.startswith("cuda") and not tf.config.list_physical_devices("GPU"):
         raise ConfigError(f"run.device={options.device}: TensorFlow sees no GPU (use auto or cpu)")
     for gpu in tf.config.list_physical_devices("GPU"):
-        tf.config.experimental.set_memory_growth(gpu, True)
-    if options.amp and tf.config.list_physical_devices("GPU") and options.device != "cpu":
-        import keras
+        _before_start(tf.config.experimental.set_memory_growth, gpu, True)
+    import keras
 
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    # the policy is global: set it either way, so a run without AMP does not inherit an earlier one's
+    use_amp = options.amp and options.device != "cpu" and bool(tf.config.get_visible_devices("GPU"))
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if use_amp else "float32")
     seed_everything(options.seed, options.deterministic)
+    # An explicit, seeded global generator: checkpoints save it (save_payload), and under op
+    # determinism TensorFlow refuses to create the implicit one.
+    tf.random.set_global_generator(tf.random.Generator.from_seed(options.seed))
     return make_strategy(strategy)
 
 

@@ -130,7 +130,7 @@ class LearningRateSchedule:
 
 def learning_rate_schedule(cfg: Config, global_batch: int, steps_per_epoch: int) -> LearningRateSchedule:
     opt = cfg.optimizer
-    warmup_steps = int(math.ceil(opt.warmup_epochs * steps_per_epoch))
+    warmup_steps = math.ceil(opt.warmup_epochs * steps_per_epoch)
     total_steps = cfg.schedule.decay_epochs * steps_per_epoch
     return LearningRateSchedule(peak=peak_learning_rate(cfg, global_batch), end=opt.end_lr,
                                 power=opt.poly_power, warmup_steps=warmup_steps,

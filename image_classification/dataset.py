@@ -34,10 +34,10 @@ import json
 import os
 import shutil
 import tarfile
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 from PIL import Image
@@ -157,11 +157,22 @@ def prepare(source_dir: str | os.PathLike | None, data_dir: str | os.PathLike, *
     workers = workers or os.cpu_count() or 1
     _extract_train(source / TRAIN_TAR, root / "train", workers)
     _extract_val(source / VAL_TAR, root / "val", workers)
+    if dict(checksums) == dict(CHECKSUMS):  # the official archives: the published counts must hold
+        _check_counts(root)
     shutil.rmtree(state)
     info("writing the checksum manifest")
     write_manifest(root, threads=max(8, workers))
     info(f"{root}: ImageNet ready ({len(class_names(root))} classes)")
     return root
+
+
+def _check_counts(root: Path) -> None:
+    for split, expected_images in (("train", TRAIN_IMAGES), ("val", VAL_IMAGES)):
+        classes = [entry for entry in os.scandir(root / split) if entry.is_dir() and not entry.name.startswith(".")]
+        images = sum(len(os.listdir(entry.path)) for entry in classes)
+        if (len(classes), images) != (NUM_CLASSES, expected_images):
+            raise DatasetError(f"{root / split}: {len(classes)} classes, {images} images; ILSVRC2012 has "
+                               f"{NUM_CLASSES} and {expected_images}: remove the folder and prepare again")
 
 
 def _verify_once(path: Path, md5: str, state: Path) -> None:
@@ -311,7 +322,7 @@ def _tiny_sample(photo: Image.Image, rng: np.random.Generator,
     for _ in range(10):
         area = rng.uniform(0.1, 1.0) * width * height
         aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
-        crop_w, crop_h = int(round(np.sqrt(area * aspect))), int(round(np.sqrt(area / aspect)))
+        crop_w, crop_h = round(np.sqrt(area * aspect)), round(np.sqrt(area / aspect))
         if crop_w <= width and crop_h <= height:
             break
     else:

@@ -63,6 +63,8 @@ def preprocessing_speed(n_ratings: int = ML20M_RATINGS, workdir: str | os.PathLi
             "split_and_negatives_s": stats["split_s"], "write_s": stats["total_s"] - stats["read_s"] - stats["split_s"],
             "ratings_per_second": stats["ratings"] / stats["total_s"],
             "seconds_per_million_ratings": stats["total_s"] / stats["ratings"] * 1e6,
+            # CPU time of the pinned process: what one dedicated core needs, whatever else shares it
+            "cpu_seconds": stats["cpu_s"], "ratings_per_cpu_second": stats["ratings"] / stats["cpu_s"],
             "cores": 1, "cpu": _cpu_name(), "csv_generation_s": generate_s}
 
 
@@ -108,14 +110,18 @@ def run_bench(n_ratings: int | None = None, include_tensorflow: bool = True) -> 
 def _print(result: dict) -> None:
     prep = result["preprocessing"]
     table = Table(title=f"NCF preprocessing: {prep['ratings']:,} ratings, 1 core of {prep['cpu']}")
-    for column in ("ratings/s", "s per 1M ratings", "total s", "read s", "split+negatives s", "write+hash s"):
+    for column in ("ratings/s", "ratings/CPU-s", "s per 1M ratings", "total s", "read s", "split+negatives s",
+                   "write+hash s"):
         table.add_column(column, justify="right")
-    table.add_row(f"{prep['ratings_per_second']:,.0f}", f"{prep['seconds_per_million_ratings']:.2f}",
+    table.add_row(f"{prep['ratings_per_second']:,.0f}", f"{prep['ratings_per_cpu_second']:,.0f}",
+                  f"{prep['seconds_per_million_ratings']:.2f}",
                   f"{prep['seconds']:.1f}", f"{prep['read_s']:.1f}", f"{prep['split_and_negatives_s']:.1f}",
                   f"{prep['write_s']:.1f}")
     console.print(table)
-    console.print(f"bar: >= 1,000,000 ratings/s on one core: "
-                  f"[bold]{'met' if prep['ratings_per_second'] >= 1e6 else 'NOT met'}[/]")
+    console.print(f"bar: >= 1,000,000 ratings/s on one core: wall clock "
+                  f"[bold]{'met' if prep['ratings_per_second'] >= 1e6 else 'NOT met'}[/], CPU time "
+                  f"[bold]{'met' if prep['ratings_per_cpu_second'] >= 1e6 else 'NOT met'}[/] "
+                  "(they differ when other processes share the core)")
     table = Table(title="NCF training (reference NeuMF, ml-20m-shaped ids)")
     for column in ("framework", "samples/s", "global batch", "device", "precision", "versions"):
         table.add_column(column)

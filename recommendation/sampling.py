@@ -15,8 +15,8 @@ hits a positive is redrawn:
   from a generator seeded by (seed, epoch), avoiding the user's *training* positives (the model
   must not learn the held-out item from its absence).
 
-Everything is vectorised: draws are made for all users at once and checked against a dense
-per-block bitmap of positives (block of users x all items, ~16 MB), redrawing only the rejected
+Everything is vectorised: the draws of a block of users are made at once and checked against a
+dense bitmap of the block's positives (block users x all items, 4 MB), redrawing only the rejected
 draws; no Python loop runs per user or per rating. Results depend only on the inputs and the seed.
 """
 
@@ -29,7 +29,7 @@ import numpy as np
 # Salts that keep the generators of different purposes independent under the same seed.
 _EVAL_STREAM = 0x4E434645  # "NCFE"
 _TRAIN_STREAM = 0x4E434654  # "NCFT"
-_BLOCK_BYTES = 1 << 24  # dense bitmap block: users x items booleans per lookup block
+_BLOCK_BYTES = 1 << 22  # dense bitmap of one block of users x all items: cache-sized
 
 
 def pair_keys(users: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
@@ -65,10 +65,10 @@ class Positives:
     @classmethod
     def from_keys(cls, keys: np.ndarray, n_users: int, n_items: int) -> "Positives":
         """From sorted, distinct keys `user * n_items + item` (pair_keys)."""
-        counts = np.bincount(keys // n_items, minlength=n_users)
-        indptr = np.zeros(n_users + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr[1:])
-        return cls(indptr, (keys % n_items).astype(np.int32), int(n_items))
+        # user boundaries by binary search and items by subtraction: no 64-bit division per key
+        indptr = np.searchsorted(keys, np.arange(n_users + 1, dtype=np.int64) * n_items).astype(np.int64)
+        offsets = np.repeat(np.arange(n_users, dtype=np.int64) * n_items, np.diff(indptr))
+        return cls(indptr, (keys - offsets).astype(np.int32), int(n_items))
 
     @classmethod
     def from_sorted(cls, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> "Positives":
@@ -78,48 +78,16 @@ class Positives:
         np.cumsum(counts, out=indptr[1:])
         return cls(indptr, np.ascontiguousarray(items, dtype=np.int32), int(n_items))
 
+    def keys(self) -> np.ndarray:
+        """Sorted int64 keys `user * n_items + item` of the positives (pair_keys' form)."""
+        return self.users.astype(np.int64) * self.n_items + self.items
+
     def contains(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """For each (users[i], items[i]), whether it is a positive. `users` must be sorted ascending.
-
-        Users are taken in blocks; a dense boolean bitmap (block users x all items) is set from
-        the block's positives, gathered at the queries, and cleared again: O(queries + positives).
-        """
-        result = np.zeros(len(users), dtype=bool)
-        if len(users) == 0:
-            return result
-        n_items = self.n_items
-        block = max(1, _BLOCK_BYTES // max(n_items, 1))
-        bitmap = np.zeros(block * n_items, dtype=bool)
-        first_block, last_block = int(users[0]) // block, int(users[-1]) // block
-        bounds = np.arange(first_block, last_block + 2, dtype=np.int64) * block
-        starts = np.searchsorted(users, bounds.astype(users.dtype) if users.dtype.kind in "iu" else bounds)
-        for index, number in enumerate(range(first_block, last_block + 1)):
-            begin, end = starts[index], starts[index + 1]
-            if begin == end:
-                continue
-            user0 = number * block
-            user1 = min(user0 + block, self.n_users)
-            flat = self._block_positions(user0, user1)
-            bitmap[flat] = True
-            query = (users[begin:end].astype(np.int64) - user0) * n_items + items[begin:end]
-            result[begin:end] = bitmap[query]
-            bitmap[flat] = False
-        return result
-
-    def contains_rows(self, items: np.ndarray) -> np.ndarray:
-        """`contains` for an (n_users, k) matrix whose row u holds user u's items (evaluation negatives)."""
-        result = np.zeros(items.shape, dtype=bool)
-        n_items = self.n_items
-        block = max(1, _BLOCK_BYTES // max(n_items, 1))
-        bitmap = np.zeros(block * n_items, dtype=bool)
-        for user0 in range(0, self.n_users, block):
-            user1 = min(user0 + block, self.n_users)
-            flat = self._block_positions(user0, user1)
-            bitmap[flat] = True
-            rows = np.arange(user1 - user0, dtype=np.int64)[:, None] * n_items
-            result[user0:user1] = bitmap[rows + items[user0:user1]]
-            bitmap[flat] = False
-        return result
+        """For each (users[i], items[i]), whether it is a positive (for checks; sampling uses bitmaps)."""
+        keys = self.keys()
+        query = np.asarray(users, dtype=np.int64) * self.n_items + np.asarray(items, dtype=np.int64)
+        found = np.minimum(np.searchsorted(keys, query), max(keys.size - 1, 0))
+        return keys[found] == query if keys.size else np.zeros(query.shape, dtype=bool)
 
     def _block_positions(self, user0: int, user1: int) -> np.ndarray:
         """Positions of users user0..user1-1's positives in a (user1-user0, n_items) bitmap, flattened."""
@@ -128,30 +96,40 @@ class Positives:
         return rows + self.items[self.indptr[user0]:self.indptr[user1]]
 
 
-def sample_negatives(rng: np.random.Generator, users: np.ndarray, positives: Positives) -> np.ndarray:
-    """One uniformly drawn item per entry of `users` (sorted) that is not among that user's positives.
+def sample_negatives(rng: np.random.Generator, positives: Positives, per_user: np.ndarray) -> np.ndarray:
+    """`per_user[u]` items drawn uniformly for each user u in turn, none among u's positives (int32,
+    grouped by user in user order).
 
-    Draws are with replacement; a draw that hits a positive is redrawn (in rounds, vectorised)
-    until none does. Deterministic given the generator state.
+    Draws are with replacement; a draw that hits a positive is redrawn until none does. Users are
+    processed in blocks whose positives fit a small dense bitmap (block users x all items), so the
+    draws, the lookups and the redraws of a block stay in cache. Deterministic given the generator.
     """
-    _check_has_negatives(positives)
-    items = rng.integers(0, positives.n_items, size=len(users), dtype=np.int32)
-    _redraw(rng, users, items, np.flatnonzero(positives.contains(users, items)), positives)
-    return items
-
-
-def _check_has_negatives(positives: Positives) -> None:
     full = np.diff(positives.indptr) >= positives.n_items
-    if full.any():
-        raise ValueError(f"user {int(np.argmax(full))} interacted with every item: no negative exists for it")
-
-
-def _redraw(rng: np.random.Generator, users: np.ndarray, items: np.ndarray, rejected: np.ndarray,
-            positives: Positives) -> None:
-    """Redraw items[rejected] (positions in ascending user order) in place until none is a positive."""
-    while rejected.size:
-        items[rejected] = rng.integers(0, positives.n_items, size=rejected.size, dtype=np.int32)
-        rejected = rejected[positives.contains(users[rejected], items[rejected])]
+    if np.any(full & (per_user > 0)):
+        raise ValueError(f"user {int(np.argmax(full & (per_user > 0)))} interacted with every item: "
+                         "no negative exists for it")
+    n_users, n_items = positives.n_users, positives.n_items
+    bounds = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(per_user, out=bounds[1:])
+    out = np.empty(int(bounds[-1]), dtype=np.int32)
+    block = max(1, _BLOCK_BYTES // max(n_items, 1))
+    bitmap = np.zeros(block * n_items, dtype=bool)
+    for user0 in range(0, n_users, block):
+        user1 = min(user0 + block, n_users)
+        begin, end = int(bounds[user0]), int(bounds[user1])
+        if begin == end:
+            continue
+        positions = positives._block_positions(user0, user1)
+        bitmap[positions] = True
+        rows = np.repeat(np.arange(user1 - user0, dtype=np.int32) * np.int32(n_items), per_user[user0:user1])
+        items = rng.integers(0, n_items, size=end - begin, dtype=np.int32)
+        rejected = np.flatnonzero(bitmap[rows + items])
+        while rejected.size:
+            items[rejected] = rng.integers(0, n_items, size=rejected.size, dtype=np.int32)
+            rejected = rejected[bitmap[rows[rejected] + items[rejected]]]
+        bitmap[positions] = False
+        out[begin:end] = items
+    return out
 
 
 def eval_rng(seed: int) -> np.random.Generator:
@@ -166,16 +144,8 @@ def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
 
 def sample_eval_negatives(all_positives: Positives, count: int, seed: int) -> np.ndarray:
     """(n_users, count) int32: per user, `count` items it never interacted with (with replacement)."""
-    _check_has_negatives(all_positives)
-    rng = eval_rng(seed)
-    items = rng.integers(0, all_positives.n_items, size=(all_positives.n_users, count), dtype=np.int32)
-    rejected = np.flatnonzero(all_positives.contains_rows(items))  # row-major: ascending users
-    flat = items.reshape(-1)
-    users = (rejected // max(count, 1)).astype(np.int32)
-    redrawn = flat[rejected]
-    _redraw(rng, users, redrawn, np.arange(rejected.size), all_positives)
-    flat[rejected] = redrawn
-    return items
+    per_user = np.full(all_positives.n_users, count, dtype=np.int64)
+    return sample_negatives(eval_rng(seed), all_positives, per_user).reshape(all_positives.n_users, count)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,8 +169,8 @@ def epoch_samples(train: Positives, negatives_per_positive: int, seed: int, epoc
     """
     rng = epoch_rng(seed, epoch)
     positive_users = train.users
-    negative_users = np.repeat(positive_users, negatives_per_positive)
-    negative_items = sample_negatives(rng, negative_users, train)
+    negative_users = np.repeat(positive_users, negatives_per_positive)  # grouped by user, as the draws
+    negative_items = sample_negatives(rng, train, np.diff(train.indptr) * negatives_per_positive)
     count = len(positive_users) * (1 + negatives_per_positive)
     order = rng.permutation(count)
     users = np.concatenate([positive_users, negative_users])[order]

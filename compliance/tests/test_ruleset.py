@@ -102,6 +102,11 @@ def test_smoke_derivation_errors(rules_copy):
         load_ruleset_from(rules_copy, "mlbench-1.0.0-smoke")
 
 
+def test_smoke_needs_three_runs():
+    assert load_ruleset("mlbench-1.0.0-smoke").benchmark("ncf").number_of_runs == 3
+    assert load_ruleset("mlbench-1.0.0").benchmark("ncf").number_of_runs == 10
+
+
 def test_smoke_targets_are_one_edit_away(rules_copy):
     _edit(rules_copy / "mlbench-1.0.0-smoke" / "ruleset.yaml", "resnet: 0.5 ", "resnet: 0.6 ")
     assert load_ruleset_from(rules_copy, "mlbench-1.0.0-smoke").benchmark("resnet").quality.target == 0.6

@@ -14,7 +14,7 @@ the epoch), sharded over ranks, cut to whole batches.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -127,7 +127,7 @@ def build_data(cfg: Config, rt: TorchRuntime) -> tuple[DataLoader, DataLoader]:
     sampler = EpochSampler(DistributedSampler(train_set, num_replicas=rt.world_size, rank=rt.rank,
                                               shuffle=True, seed=cfg.run.seed, drop_last=True))
     workers = cfg.run.num_workers
-    common = dict(num_workers=workers, pin_memory=rt.device.type == "cuda", persistent_workers=workers > 0)
+    common = {"num_workers": workers, "pin_memory": rt.device.type == "cuda", "persistent_workers": workers > 0}
     train_loader = DataLoader(train_set, batch_size=cfg.data.batch_size, sampler=sampler, drop_last=True,
                               **common)
     eval_loader = DataLoader(eval_set, batch_size=cfg.data.eval_batch_size,

@@ -14,7 +14,7 @@ same names, which lets `../tensorflow/convert.py` map weights one to one.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -36,8 +36,8 @@ class Lars(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
                  eta: float = 0.001, epsilon: float = 0.0):
-        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, epsilon=epsilon,
-                        lars_adapt=True)
+        defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "eta": eta,
+                    "epsilon": epsilon, "lars_adapt": True}
         super().__init__(params, defaults)
 
     @torch.no_grad()

@@ -105,7 +105,7 @@ def pytorch_throughput(batch_size: int = 32, steps: int = 10, image_size: int = 
 def gemm_peak_gflops(size: int | None = None, dtype: torch.dtype = torch.float32, repeats: int = 10) -> dict:
     """Measured matmul throughput (GFLOP/s, 2 n^3 per product), the best of `repeats`."""
     device = _device()
-    size = size or (8192 if device.type == "cuda" else 2048)
+    size = size or (8192 if device.type == "cuda" else 4096)
     previous_tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32, not TF32
     try:

@@ -27,8 +27,12 @@ from harness.errors import ConfigError
 from harness.lifecycle import RunResult, TrainingRun
 from harness.progress import info, track
 from harness.torch_runtime import TorchRuntime
-from image_classification.config import (Config, global_batch_size, hyperparameters,
-                                         learning_rate_schedule)
+from image_classification.config import (
+    Config,
+    global_batch_size,
+    hyperparameters,
+    learning_rate_schedule,
+)
 from image_classification.pytorch.data import batches, build_data
 from image_classification.pytorch.model import build_model as build_resnet
 from image_classification.pytorch.optimizer import build_optimizer
@@ -154,7 +158,7 @@ def main(cfg: Config) -> RunResult:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step) / schedule.peak)
     scaler = rt.grad_scaler()
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.optimizer.label_smoothing)
-    state = dict(model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler)
+    state = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
     first_epoch = resume_if_asked(cfg, rt, **state)
 
     run.log_hyperparameters(hyperparameters(cfg, global_batch, steps_per_epoch),

@@ -14,7 +14,8 @@ Arrays are NumPy; wrap them with `torch.from_numpy` for `load_state_dict` (`to_t
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import keras
 import numpy as np

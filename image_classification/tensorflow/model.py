@@ -25,7 +25,7 @@ Images are channels_last (NHWC): the layout cuDNN's tensor-core kernels and XLA 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 from keras import layers
@@ -100,7 +100,7 @@ class ResNet(keras.Model):
                  zero_init_residual: bool = True, bn_eps: float = BN_EPSILON, bn_momentum: float = 0.1,
                  name: str = "resnet"):
         super().__init__(name=name)
-        L = keras.layers  # noqa: N806 - `layers` is the block counts here, as in torchvision
+        L = keras.layers
         self.pad1 = L.ZeroPadding2D(3, name="pad1")
         self.conv1 = conv(width, 7, 2, "conv1")
         self.bn1 = batch_norm("bn1", bn_eps, bn_momentum)

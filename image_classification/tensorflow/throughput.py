@@ -9,6 +9,7 @@ best round of each counts, which keeps a busy machine from favouring whichever m
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 
@@ -42,8 +43,24 @@ def _time_steps(step, images, labels, steps: int) -> float:
 
 def tensorflow_throughput(batch_size: int = 32, steps: int = 10, image_size: int = 224, *,
                           warmup_steps: int = 3, rounds: int = 3, jit_compile: bool = False,
-                          num_classes: int = 1000, seed: int = 0) -> dict:
-    """Training images/s of ours and of keras.applications.ResNet50 at the same batch; ratio >= 0.95 wanted."""
+                          precision: str | None = None, num_classes: int = 1000, seed: int = 0) -> dict:
+    """Training images/s of ours and of keras.applications.ResNet50 at the same batch; ratio >= 0.95 wanted.
+
+    `precision`: a Keras dtype policy; default mixed_bfloat16 on a GPU (what training uses, as
+    `harness.tf_runtime` sets it), float32 on CPU. The previous global policy is restored after.
+    """
+    gpus = tf.config.list_physical_devices("GPU")
+    policy = precision or ("mixed_bfloat16" if gpus else "float32")
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        return _measure(batch_size, steps, image_size, warmup_steps, rounds, jit_compile, num_classes, seed,
+                        gpus)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _measure(batch_size, steps, image_size, warmup_steps, rounds, jit_compile, num_classes, seed, gpus) -> dict:
     keras.utils.set_random_seed(seed)
     images = tf.random.normal([batch_size, image_size, image_size, 3], seed=seed)
     labels = tf.random.uniform([batch_size], 0, num_classes, dtype=tf.int32, seed=seed)
@@ -63,13 +80,13 @@ def tensorflow_throughput(batch_size: int = 32, steps: int = 10, image_size: int
             best[name] = min(best[name], _time_steps(step, images, labels, steps))
     ours = batch_size * steps / best["ours"]
     theirs = batch_size * steps / best["keras_applications"]
-    gpus = tf.config.list_physical_devices("GPU")
     device = (tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU") if gpus
               else f"CPU ({platform.processor() or platform.machine()})")
     return {
         "framework": f"tensorflow {tf.__version__}, keras {keras.__version__}",
         "device": device,
         "precision": keras.mixed_precision.global_policy().name,
+        "threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
         "jit_compile": jit_compile,
         "batch_size": batch_size, "image_size": image_size, "steps": steps, "rounds": rounds,
         "ours_parameters": count_parameters(models["ours"]),

@@ -32,8 +32,12 @@ from harness.errors import ConfigError
 from harness.lifecycle import RunResult, TrainingRun
 from harness.progress import info, progress_bar, track
 from image_classification import dataset
-from image_classification.config import (Config, global_batch_size, hyperparameters,
-                                         learning_rate_schedule)
+from image_classification.config import (
+    Config,
+    global_batch_size,
+    hyperparameters,
+    learning_rate_schedule,
+)
 from image_classification.tensorflow import data
 from image_classification.tensorflow.model import build_model as build_resnet
 from image_classification.tensorflow.optimizer import build_optimizer
@@ -151,23 +155,20 @@ def train_one_epoch(cfg: Config, strategy, files: Files, train_step, optimizer, 
     return steps_per_epoch * files.global_batch, float(np.mean([float(loss) for loss in losses]))
 
 
-def average_batchnorm_statistics(strategy: tf.distribute.Strategy, model: keras.Model) -> None:
-    """Replicas update BN moving statistics on their own batches; average them so every replica
-    evaluates the same model (the statistic over the global batch, as one replica would see)."""
+def make_batchnorm_average(strategy: tf.distribute.Strategy, model: keras.Model):
+    """Replicas update BN moving statistics on their own batches; the returned function averages
+    them so every replica evaluates the same model (the statistic over the global batch, as one
+    replica would see it), like the PyTorch side's `average_batchnorm_statistics`."""
     if strategy.num_replicas_in_sync == 1:
-        return
-    statistics = model.non_trainable_variables
+        return lambda: None
+    statistics = model.non_trainable_variables  # BN moving means and variances
 
-    @tf.function
-    def average():
-        def replica_fn():
-            context = tf.distribute.get_replica_context()
-            for variable in statistics:
-                variable.assign(context.all_reduce(tf.distribute.ReduceOp.MEAN, variable.value))
+    def replica_fn():
+        context = tf.distribute.get_replica_context()
+        for variable in statistics:
+            variable.assign(context.all_reduce(tf.distribute.ReduceOp.MEAN, variable.value))
 
-        strategy.run(replica_fn)
-
-    average()
+    return tf.function(lambda: strategy.run(replica_fn))
 
 
 def make_eval_step(strategy: tf.distribute.Strategy, model: keras.Model):
@@ -186,9 +187,9 @@ def make_eval_step(strategy: tf.distribute.Strategy, model: keras.Model):
     return eval_step
 
 
-def evaluate(cfg: Config, strategy, files: Files, model, eval_step) -> float:
+def evaluate(cfg: Config, strategy, files: Files, eval_step, average_batchnorm_statistics) -> float:
     """Top-1 accuracy over the whole validation set (each replica a disjoint shard)."""
-    average_batchnorm_statistics(strategy, model)
+    average_batchnorm_statistics()
     iterator = iter(eval_batches(cfg, strategy, files))
     correct = total = step = 0
     with data.naming_corrupt_files(files.eval_paths, lambda: step * files.global_eval_batch):
@@ -210,7 +211,6 @@ def resume_if_asked(cfg: Config, model: keras.Model, optimizer: keras.optimizers
         info(f"run.resume: no checkpoint under {cfg.run.out_dir}, starting from epoch 1")
         return 1
     checkpoint = load_checkpoint_state(path, benchmark=BENCHMARK, framework=FRAMEWORK)
-    optimizer.build(model.trainable_variables)  # its slots must exist to be restored
     tf_runtime.load_payload(path, model=model, optimizer=optimizer)
     info(f"resumed from {path} (epoch {checkpoint['epoch']})")
     return checkpoint["epoch"] + 1
@@ -239,9 +239,13 @@ def main(cfg: Config) -> RunResult:
     with strategy.scope():
         model = build_model(cfg, files.num_classes)
         optimizer = build_optimizer(cfg.optimizer, schedule.peak)
+        # slots now, in the scope: created lazily inside the replicated step they would not
+        # initialize under MirroredStrategy, and a resumed run needs them to restore into
+        optimizer.build(model.trainable_variables)
     train_step = make_train_step(cfg, strategy, model, optimizer, files.global_batch)
     eval_step = make_eval_step(strategy, model)
-    state = dict(model=model, optimizer=optimizer)
+    average_batchnorm_statistics = make_batchnorm_average(strategy, model)
+    state = {"model": model, "optimizer": optimizer}
     first_epoch = resume_if_asked(cfg, model, optimizer)
 
     run.log_hyperparameters(hyperparameters(cfg, files.global_batch, steps_per_epoch),
@@ -260,7 +264,7 @@ def main(cfg: Config) -> RunResult:
              f"{images_trained / train_seconds:,.0f} images/s")
         if run.eval_due(epoch):
             with run.evaluation(epoch):
-                accuracy = evaluate(cfg, strategy, files, model, eval_step)
+                accuracy = evaluate(cfg, strategy, files, eval_step, average_batchnorm_statistics)
             info(f"epoch {epoch}: top-1 {accuracy:.4f}")
             if run.record_eval(accuracy, epoch):
                 break

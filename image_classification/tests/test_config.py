@@ -11,8 +11,13 @@ from compliance.mllog import constants
 from compliance.spec import benchmark_spec
 from harness.config import load_config
 from harness.errors import ConfigError
-from image_classification.config import (Config, global_batch_size, hyperparameters,
-                                         learning_rate_schedule, peak_learning_rate)
+from image_classification.config import (
+    Config,
+    global_batch_size,
+    hyperparameters,
+    learning_rate_schedule,
+    peak_learning_rate,
+)
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 IMAGENET_TRAIN = 1_281_167

@@ -5,16 +5,17 @@ from __future__ import annotations
 # torch (and its torch._dynamo, which loads triton) before TensorFlow: in the other order triton's
 # native library crashes the process (TF 2.21 / torch 2.14 ship conflicting LLVM symbols)
 import torch
-import torch._dynamo  # noqa: F401
+import torch._dynamo
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+# isort: split
+import numpy as np
+import pytest
 
-from image_classification.pytorch.model import build_model as build_torch  # noqa: E402
-from image_classification.pytorch.model import count_parameters as count_torch  # noqa: E402
-from image_classification.tensorflow import convert  # noqa: E402
-from image_classification.tensorflow.model import build_model as build_keras  # noqa: E402
-from image_classification.tensorflow.model import count_parameters as count_keras  # noqa: E402
+from image_classification.pytorch.model import build_model as build_torch
+from image_classification.pytorch.model import count_parameters as count_torch
+from image_classification.tensorflow import convert
+from image_classification.tensorflow.model import build_model as build_keras
+from image_classification.tensorflow.model import count_parameters as count_keras
 
 
 def calibrated_torch_resnet(seed: int, **kwargs) -> torch.nn.Module:
@@ -69,7 +70,7 @@ def test_resnet50_converts_both_ways_with_the_same_logits():
 
 @pytest.mark.parametrize("zero_init_residual", [True, False])
 def test_small_configs_convert_too(zero_init_residual):
-    kwargs = dict(num_classes=10, layers=(1, 1, 1, 1), width=16, zero_init_residual=zero_init_residual)
+    kwargs = {"num_classes": 10, "layers": (1, 1, 1, 1), "width": 16, "zero_init_residual": zero_init_residual}
     torch_model = calibrated_torch_resnet(1, **kwargs)
     keras_model = build_keras(**kwargs, image_size=64)
     assert count_torch(torch_model) == count_keras(keras_model)
@@ -83,7 +84,7 @@ def test_small_configs_convert_too(zero_init_residual):
 
 def test_fresh_models_initialize_alike():
     """Same init distributions: zero gammas where torch has them, kaiming fan_out convs."""
-    kwargs = dict(num_classes=10, layers=(1, 1, 1, 1), width=16)
+    kwargs = {"num_classes": 10, "layers": (1, 1, 1, 1), "width": 16}
     torch_state = build_torch(**kwargs).state_dict()
     keras_state = convert.torch_state_dict(build_keras(**kwargs, image_size=64))
     assert list(torch_state) == list(keras_state)

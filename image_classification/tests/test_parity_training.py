@@ -8,18 +8,31 @@ from __future__ import annotations
 
 # torch (with torch._dynamo, which loads triton) before TensorFlow: see test_parity_model.py
 import torch
-import torch._dynamo  # noqa: F401
+import torch._dynamo
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
+# isort: split
+import numpy as np
+import pytest
+import tensorflow as tf
 
-from image_classification.config import Config, Data, Model, Optimizer, Schedule, learning_rate_schedule  # noqa: E402
-from image_classification.pytorch.model import build_model as build_torch  # noqa: E402
-from image_classification.pytorch.optimizer import build_optimizer as build_torch_optimizer  # noqa: E402
-from image_classification.tensorflow import convert  # noqa: E402
-from image_classification.tensorflow.optimizer import build_optimizer as build_keras_optimizer  # noqa: E402
-from image_classification.tensorflow.train import build_model as build_keras, make_train_step  # noqa: E402
+from image_classification.config import (
+    Config,
+    Data,
+    Model,
+    Optimizer,
+    Schedule,
+    learning_rate_schedule,
+)
+from image_classification.pytorch.model import build_model as build_torch
+from image_classification.pytorch.optimizer import (
+    build_optimizer as build_torch_optimizer,
+)
+from image_classification.tensorflow import convert
+from image_classification.tensorflow.optimizer import (
+    build_optimizer as build_keras_optimizer,
+)
+from image_classification.tensorflow.train import build_model as build_keras
+from image_classification.tensorflow.train import make_train_step
 
 STEPS, MICRO_BATCH, IMAGE = 3, 16, 32  # BN over fewer images turns float noise into chaos
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,25 +26,26 @@ def tiny(tmp_path_factory):
 
 
 def get_params(height, width, draws, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
-    """torchvision RandomResizedCrop.get_params, line for line, reading its uniforms from `draws`."""
+    """torchvision RandomResizedCrop.get_params, line for line, reading its uniforms from `draws`
+    (its `int(round(x))` written `round(x)`: the same integer)."""
     area = height * width
     log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
     for attempt in range(10):
         target_area = area * (scale[0] + (scale[1] - scale[0]) * draws[attempt, 0])
         aspect_ratio = math.exp(log_ratio[0] + (log_ratio[1] - log_ratio[0]) * draws[attempt, 1])
-        w = int(round(math.sqrt(target_area * aspect_ratio)))
-        h = int(round(math.sqrt(target_area / aspect_ratio)))
+        w = round(math.sqrt(target_area * aspect_ratio))
+        h = round(math.sqrt(target_area / aspect_ratio))
         if 0 < w <= width and 0 < h <= height:
-            i = int(math.floor(draws[attempt, 2] * (height - h + 1)))  # torch.randint(0, height - h + 1)
-            j = int(math.floor(draws[attempt, 3] * (width - w + 1)))
+            i = math.floor(draws[attempt, 2] * (height - h + 1))  # torch.randint(0, height - h + 1)
+            j = math.floor(draws[attempt, 3] * (width - w + 1))
             return i, j, h, w
     in_ratio = float(width) / float(height)
     if in_ratio < min(ratio):
         w = width
-        h = int(round(w / min(ratio)))
+        h = round(w / min(ratio))
     elif in_ratio > max(ratio):
         h = height
-        w = int(round(h * max(ratio)))
+        w = round(h * max(ratio))
     else:
         w = width
         h = height
@@ -69,7 +71,7 @@ def test_crop_window_falls_back_to_the_clamped_central_crop():
 
 
 def test_decode_and_crop_gives_the_pixels_of_decode_then_crop(tiny):
-    path = sorted((tiny / "train").glob("*/*.JPEG"))[0]
+    path = min((tiny / "train").glob("*/*.JPEG"))
     raw = tf.io.read_file(str(path))
     full = data.decode(raw).numpy()
     seed = tf.constant([3, 4], tf.int64)
@@ -132,17 +134,15 @@ def test_a_corrupt_jpeg_is_reported_as_one_line_naming_it(tiny, tmp_path):
     shutil.copytree(tiny, copy)
     classes = dataset.class_names(copy)
     paths, labels = data.split_files(copy, "train", classes)
-    victim = paths[7]
-    raw = open(victim, "rb").read()
-    open(victim, "wb").write(raw[:200] + b"\x00" * 50)  # header kept, scan data gone
+    victim = Path(paths[7])
+    victim.write_bytes(victim.read_bytes()[:200] + b"\x00" * 50)  # header kept, scan data gone
     order = data.epoch_order(len(paths), seed=1, epoch=1, global_batch_size=4)
     batches = data.train_dataset(paths, labels, order, DATA, seed=1, epoch=1, batch_size=4)
     epoch_files = paths[order]
     consumed = 0
-    with pytest.raises(DatasetError) as raised:
-        with data.naming_corrupt_files(epoch_files, lambda: consumed * 4):
-            for consumed, _ in enumerate(batches):
-                pass
+    with pytest.raises(DatasetError) as raised, data.naming_corrupt_files(epoch_files, lambda: consumed * 4):
+        for consumed, _ in enumerate(batches):  # `consumed` is read by the lambda
+            pass
     message = str(raised.value)
     assert message.startswith(f"{victim}: cannot decode image") and "\n" not in message
 
@@ -150,6 +150,5 @@ def test_a_corrupt_jpeg_is_reported_as_one_line_naming_it(tiny, tmp_path):
 def test_an_error_no_file_explains_is_not_blamed_on_the_data(tiny):
     classes = dataset.class_names(tiny)
     paths, _ = data.split_files(tiny, "val", classes)
-    with pytest.raises(tf.errors.InvalidArgumentError):
-        with data.naming_corrupt_files(paths, lambda: 0):
-            tf.reshape(tf.zeros([3]), [2]).numpy()
+    with pytest.raises(tf.errors.InvalidArgumentError), data.naming_corrupt_files(paths, lambda: 0):
+        tf.reshape(tf.zeros([3]), [2]).numpy()

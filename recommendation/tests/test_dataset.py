@@ -48,6 +48,14 @@ def test_leave_one_out_as_the_reference(tmp_path):
         assert not rated & set(split.negatives[user].tolist())
 
 
+@pytest.mark.parametrize("values", [[5, 5, 9, 9, 9, 12], [9, 5, 9, 12, 5], [3], []])
+def test_first_appearance_index_is_factorize(values):
+    values = np.array(values, dtype=np.int64)
+    codes, ids = dataset.first_appearance_index(values)
+    expected_codes, expected_ids = pd.factorize(values)
+    assert np.array_equal(codes, expected_codes) and np.array_equal(ids, expected_ids)
+
+
 def test_prepared_layout_and_manifest(tiny_data):
     names = {path.name for path in tiny_data.iterdir()}
     assert {"train_ratings.npy", "test_ratings.npy", "test_negatives.npy", "meta.json", "MANIFEST.json"} <= names

@@ -1,0 +1,20 @@
+"""The throughput comparison the bench prints (slow: it builds and trains two full ResNet-50s)."""
+
+from __future__ import annotations
+
+import keras
+import pytest
+
+from image_classification.tensorflow.throughput import tensorflow_throughput
+
+
+@pytest.mark.slow
+def test_throughput_compares_the_two_resnet50s_on_one_batch():
+    before = keras.mixed_precision.global_policy().name
+    result = tensorflow_throughput(batch_size=2, steps=1, image_size=64, warmup_steps=1, rounds=1)
+    assert keras.mixed_precision.global_policy().name == before  # the policy is put back
+    assert result["ours_parameters"] == 25_557_032
+    assert result["keras_applications_parameters"] == 25_583_592  # its convs carry biases
+    assert result["ours_images_per_s"] > 0 and result["keras_applications_images_per_s"] > 0
+    assert result["ratio"] == pytest.approx(result["ours_images_per_s"] / result["keras_applications_images_per_s"])
+    assert {"framework", "device", "precision", "batch_size", "image_size", "steps", "rounds"} <= result.keys()
