@@ -11,12 +11,14 @@ from tests.conftest import run_harness
 
 def _one_line_error(completed, *fragments):
     assert completed.returncode == 2, completed.stderr[-2000:]
+    # stderr may hold progress lines before it; the error is one line, the last one
     lines = completed.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), completed.stderr
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], completed.stderr
     assert "Traceback" not in completed.stderr
     for fragment in fragments:
-        assert fragment in lines[0]
-    return lines[0]
+        assert fragment in errors[0]
+    return errors[0]
 
 
 @pytest.mark.parametrize("args, fragments", [
