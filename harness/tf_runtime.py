@@ -66,6 +66,9 @@ def setup(options: RunOptions, strategy: str = "auto") -> tf.distribute.Strategy
         raise ConfigError(f"run.device={options.device}: TensorFlow sees no GPU (use auto or cpu)")
     for gpu in tf.config.list_physical_devices("GPU"):
         _before_start(tf.config.experimental.set_memory_growth, gpu, True)
+    # MultiWorkerMirrored configures collective ops, which TF allows only before the eager context
+    # starts: build the strategy before anything below (policy, seeds, generator) touches it.
+    distribution = make_strategy(strategy)
     import keras
 
     # the policy is global: set it either way, so a run without AMP does not inherit an earlier one's
@@ -75,7 +78,7 @@ def setup(options: RunOptions, strategy: str = "auto") -> tf.distribute.Strategy
     # An explicit, seeded global generator: checkpoints save it (save_payload), and under op
     # determinism TensorFlow refuses to create the implicit one.
     tf.random.set_global_generator(tf.random.Generator.from_seed(options.seed))
-    return make_strategy(strategy)
+    return distribution
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
