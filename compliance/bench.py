@@ -6,7 +6,8 @@
 Three measurements, each on a log written by `compliance.synth` (this suite's writer) that both
 checkers accept:
 1. speed: a `lines`-line training-0.7.0 ResNet log, checked in this process by this checker
-   (best of `repeats`) and by mlperf-logging 4.1.68's `mlp_compliance` (one run: it is slow);
+   (best of `repeats`: a short run on a shared machine is at the mercy of its neighbours) and by
+   mlperf-logging 4.1.68's `mlp_compliance` (one run: it is slow, so its noise averages out);
    CPU time is the headline ratio (the wall clock of a shared machine is noisy), wall time is shown;
 2. memory: peak resident memory of a fresh `python -m compliance check` on a `memory_lines`-line
    log (the child's ru_maxrss, interpreter and imports included);
@@ -95,7 +96,7 @@ def _log_with_big_line(path: Path, size: int) -> Path:
 
 
 def run_checker_bench(lines: int = 200_000, memory_lines: int = 1_000_000, big_line_mb: int = 50,
-                      repeats: int = 3, workdir: str | None = None, out=None) -> dict[str, Any]:
+                      repeats: int = 5, workdir: str | None = None, out=None) -> dict[str, Any]:
     """Time both checkers, measure memory and the 50 MB line; print a table; return the numbers."""
     out = out or sys.stdout
     numbers: dict[str, Any] = {

@@ -43,7 +43,7 @@ def fetch_ml100k(cache_dir: str | os.PathLike) -> Path:
     if not wheels:
         command = [sys.executable, "-m", "pip", "download", f"recbole=={RECBOLE_VERSION}", "--no-deps",
                    "--only-binary", ":all:", "--quiet", "--dest", str(cache_dir)]
-        completed = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+        completed = subprocess.run(command, capture_output=True, text=True, check=False)
         wheels = sorted(cache_dir.glob(f"recbole-{RECBOLE_VERSION}-*.whl"))
         if completed.returncode != 0 or not wheels:
             last = (completed.stderr.strip().splitlines() or ["no output"])[-1]

@@ -58,12 +58,12 @@ class Positives:
         return np.repeat(np.arange(self.n_users, dtype=np.int32), np.diff(self.indptr))
 
     @classmethod
-    def from_pairs(cls, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> "Positives":
+    def from_pairs(cls, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> Positives:
         """From (user, item) pairs in any order; duplicate pairs are kept once."""
         return cls.from_keys(pair_keys(users, items, n_items), n_users, n_items)
 
     @classmethod
-    def from_keys(cls, keys: np.ndarray, n_users: int, n_items: int) -> "Positives":
+    def from_keys(cls, keys: np.ndarray, n_users: int, n_items: int) -> Positives:
         """From sorted, distinct keys `user * n_items + item` (pair_keys)."""
         # user boundaries by binary search and items by subtraction: no 64-bit division per key
         indptr = np.searchsorted(keys, np.arange(n_users + 1, dtype=np.int64) * n_items).astype(np.int64)
@@ -71,7 +71,7 @@ class Positives:
         return cls(indptr, (keys - offsets).astype(np.int32), int(n_items))
 
     @classmethod
-    def from_sorted(cls, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> "Positives":
+    def from_sorted(cls, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> Positives:
         """From pairs already sorted by (user, item) with no duplicates (the prepared train file)."""
         counts = np.bincount(users, minlength=n_users)
         indptr = np.zeros(n_users + 1, dtype=np.int64)

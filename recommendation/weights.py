@@ -13,6 +13,7 @@ PyTorch's nn.Linear default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), which the refer
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -33,7 +34,7 @@ def weight_shapes(n_users: int, n_items: int, factors: int,
         "mlp_user_embed.weight": (n_users, half),
         "mlp_item_embed.weight": (n_items, half),
     }
-    for index, (fan_in, fan_out) in enumerate(zip(mlp_layer_sizes[:-1], mlp_layer_sizes[1:])):
+    for index, (fan_in, fan_out) in enumerate(itertools.pairwise(mlp_layer_sizes)):
         shapes[f"mlp.{index}.weight"] = (fan_out, fan_in)
         shapes[f"mlp.{index}.bias"] = (fan_out,)
     shapes["final.weight"] = (1, mlp_layer_sizes[-1] + factors)

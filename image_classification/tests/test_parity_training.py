@@ -1,7 +1,7 @@
 """PyTorch and TensorFlow train alike: same weights + same batches -> same losses and updated weights.
 
 Covers the loss (label smoothing), the learning-rate schedule, the optimizer update rules (torch SGD
-incl. Nesterov, LARS), no weight decay on BN/bias, and gradient accumulation.
+incl. Nesterov, LARS), weight decay with and without BN/bias, and gradient accumulation.
 """
 
 from __future__ import annotations
@@ -44,10 +44,10 @@ def config(optimizer: Optimizer, accumulation: int) -> Config:
 
 
 @pytest.mark.parametrize("optimizer,accumulation", [
-    (Optimizer(name="sgd", base_lr=0.05, base_lr_batch_size=0, warmup_epochs=1, weight_decay=1e-3), 1),
-    (Optimizer(name="sgd", base_lr=0.02, base_lr_batch_size=0, warmup_epochs=1, nesterov=True,
-               no_wd_on_bn_bias=False), 2),
-    (Optimizer(name="lars", base_lr=1.0, base_lr_batch_size=0, warmup_epochs=1, lars_eta=0.01), 2),
+    # the reference: SGD, no weight decay on BN/bias; with gradient accumulation
+    (Optimizer(name="sgd", base_lr=0.05, base_lr_batch_size=0, warmup_epochs=1, weight_decay=1e-3), 2),
+    (Optimizer(name="lars", base_lr=1.0, base_lr_batch_size=0, warmup_epochs=1, lars_eta=0.01,
+               no_wd_on_bn_bias=False), 1),
 ])
 def test_one_config_trains_the_same_in_both_frameworks(optimizer, accumulation):
     cfg = config(optimizer, accumulation)
@@ -102,3 +102,26 @@ def test_one_config_trains_the_same_in_both_frameworks(optimizer, accumulation):
         assert not torch.equal(parameter, initial[name]), name  # every parameter moved
         np.testing.assert_allclose(keras_state[name], theirs, atol=2e-5, rtol=1e-4, err_msg=name)
 
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_is_torch_sgd_under_a_changing_learning_rate(nesterov):
+    """Keras' own SGD folds the learning rate into the velocity; ours follows torch.optim.SGD."""
+    generator = torch.Generator().manual_seed(2)
+    weight = torch.randn(4, 3, generator=generator, requires_grad=True)
+    bias = torch.randn(3, generator=generator, requires_grad=True)
+    opt = Optimizer(name="sgd", nesterov=nesterov, weight_decay=0.01)
+    torch_optimizer = torch.optim.SGD([{"params": [weight], "weight_decay": 0.01}, {"params": [bias], "weight_decay": 0.0}],
+                                      lr=1.0, momentum=opt.momentum, nesterov=nesterov)
+    keras_weight, keras_bias = tf.Variable(weight.detach().numpy()), tf.Variable(bias.detach().numpy())
+    keras_optimizer = build_keras_optimizer(opt, 1.0)
+    for step, learning_rate in enumerate([0.1, 0.4, 0.2, 0.05]):
+        gradients = [torch.randn(4, 3, generator=generator), torch.randn(3, generator=generator)]
+        weight.grad, bias.grad = gradients
+        for group in torch_optimizer.param_groups:
+            group["lr"] = learning_rate
+        torch_optimizer.step()
+        keras_optimizer.learning_rate = learning_rate
+        keras_optimizer.apply_gradients(zip([g.numpy() for g in gradients], [keras_weight, keras_bias]))
+        np.testing.assert_allclose(keras_weight.numpy(), weight.detach().numpy(), rtol=1e-6, atol=1e-6, err_msg=step)
+        np.testing.assert_allclose(keras_bias.numpy(), bias.detach().numpy(), rtol=1e-6, atol=1e-6, err_msg=step)

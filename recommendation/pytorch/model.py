@@ -11,6 +11,8 @@ initial values come from recommendation/weights.py (the same numbers in both fra
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 from torch import nn
@@ -29,7 +31,7 @@ class NeuMF(nn.Module):
         self.mlp_user_embed = nn.Embedding(n_users, mlp_layer_sizes[0] // 2)
         self.mlp_item_embed = nn.Embedding(n_items, mlp_layer_sizes[0] // 2)
         self.mlp = nn.ModuleList(nn.Linear(fan_in, fan_out)
-                                 for fan_in, fan_out in zip(mlp_layer_sizes[:-1], mlp_layer_sizes[1:]))
+                                 for fan_in, fan_out in itertools.pairwise(mlp_layer_sizes))
         self.final = nn.Linear(mlp_layer_sizes[-1] + factors, 1)
         assert {name: tuple(p.shape) for name, p in self.named_parameters()} == shapes
 

@@ -28,7 +28,12 @@ from harness.lifecycle import RunResult, TrainingRun
 from harness.progress import info, progress_bar
 from recommendation.config import Config, hyperparameters
 from recommendation.dataset import Prepared, load_prepared
-from recommendation.pytorch.data import EpochTensors, EvalTensors, build_eval, shard_epoch
+from recommendation.pytorch.data import (
+    EpochTensors,
+    EvalTensors,
+    build_eval,
+    shard_epoch,
+)
 from recommendation.pytorch.model import NeuMF, build_model
 from recommendation.sampling import epoch_samples
 
@@ -36,7 +41,7 @@ FRAMEWORK = "pytorch"
 
 
 def build_data(cfg: Config, rt: torch_runtime.TorchRuntime) -> tuple[Prepared, EvalTensors]:
-    prepared = load_prepared(cfg.run.data_dir, verify="off")  # verified by the caller
+    prepared = load_prepared(cfg.run.data_dir, cfg.run.verify_data)  # a corrupt dataset stops here, one line
     width = prepared.test_negatives.shape[1]
     if width != cfg.data.eval_negatives_per_user:
         raise ConfigError(f"data.eval_negatives_per_user={cfg.data.eval_negatives_per_user}, but "
@@ -136,7 +141,6 @@ def main(cfg: Config) -> RunResult:
                       eval_every_epochs=cfg.schedule.eval_every_epochs)
     try:
         run.init_start()
-        load_prepared(cfg.run.data_dir, cfg.run.verify_data)  # a corrupt dataset stops here, one line
         prepared, eval_data = build_data(cfg, rt)
         model = build_model(prepared.n_users, prepared.n_items, cfg.model.factors, cfg.model.mlp_layer_sizes,
                             seed=cfg.run.seed)

@@ -18,8 +18,9 @@ Nothing here imports torch at module level, so the TensorFlow image needs no PyT
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 EMBEDDINGS = ("mf_user_embed", "mf_item_embed", "mlp_user_embed", "mlp_item_embed")
 
 
-def _variables(model: "keras.Model") -> Iterator[tuple[str, object, bool]]:
+def _variables(model: keras.Model) -> Iterator[tuple[str, object, bool]]:
     """(state_dict name, Keras variable, transposed?) for every parameter, in PyTorch's order."""
     for name in EMBEDDINGS:
         yield f"{name}.weight", getattr(model, name).embeddings, False
@@ -40,7 +41,7 @@ def _variables(model: "keras.Model") -> Iterator[tuple[str, object, bool]]:
         yield f"{layer.name}.bias", layer.bias, False
 
 
-def keras_to_torch_layout(model: "keras.Model") -> dict[str, np.ndarray]:
+def keras_to_torch_layout(model: keras.Model) -> dict[str, np.ndarray]:
     """The Keras model's weights as a PyTorch state_dict of float32 NumPy arrays."""
     state = {}
     for name, variable, transposed in _variables(model):
@@ -49,7 +50,7 @@ def keras_to_torch_layout(model: "keras.Model") -> dict[str, np.ndarray]:
     return state
 
 
-def load_torch_layout(model: "keras.Model", state: dict[str, np.ndarray]) -> None:
+def load_torch_layout(model: keras.Model, state: dict[str, np.ndarray]) -> None:
     """Assign PyTorch-layout arrays to the Keras model; every name must be there, with its shape."""
     expected = {name for name, _, _ in _variables(model)}
     if set(state) != expected:
@@ -64,13 +65,13 @@ def load_torch_layout(model: "keras.Model", state: dict[str, np.ndarray]) -> Non
         variable.assign(value)
 
 
-def torch_to_keras(torch_model, keras_model: "keras.Model") -> None:
+def torch_to_keras(torch_model, keras_model: keras.Model) -> None:
     """Copy a PyTorch NeuMF (pytorch/model.py) into a Keras NeuMF of the same sizes."""
     load_torch_layout(keras_model, {name: tensor.detach().cpu().float().numpy()
                                     for name, tensor in torch_model.state_dict().items()})
 
 
-def keras_to_torch(keras_model: "keras.Model", torch_model) -> None:
+def keras_to_torch(keras_model: keras.Model, torch_model) -> None:
     """Copy a Keras NeuMF into a PyTorch NeuMF of the same sizes (its `load_numpy`)."""
     torch_model.load_numpy(keras_to_torch_layout(keras_model))
 
@@ -80,8 +81,8 @@ def sizes_from_state(state: dict[str, np.ndarray]) -> dict:
     try:
         n_users, factors = state["mf_user_embed.weight"].shape
         n_items = state["mf_item_embed.weight"].shape[0]
-        layers = sorted((int(name.split(".")[1]) for name in state
-                         if name.startswith("mlp.") and name.endswith(".weight")))
+        layers = sorted(int(name.split(".")[1]) for name in state
+                        if name.startswith("mlp.") and name.endswith(".weight"))
         sizes = [2 * state["mlp_user_embed.weight"].shape[1]]
         sizes += [state[f"mlp.{index}.weight"].shape[0] for index in layers]
     except (KeyError, ValueError, AttributeError) as error:
@@ -108,6 +109,8 @@ def convert_file(source: str | Path, destination: str | Path) -> Path:
     from recommendation.tensorflow.model import NeuMF
 
     source, destination = Path(source), Path(destination)
+    if not source.is_file():
+        raise UserError(f"{source}: no such file")
     if source.suffix == ".pt" and destination.name.endswith(".weights.h5"):
         state = _read_torch_file(source)
         model = NeuMF(**sizes_from_state(state))

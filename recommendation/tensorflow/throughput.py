@@ -20,7 +20,12 @@ from recommendation.config import Config
 from recommendation.sampling import EpochSamples
 from recommendation.tensorflow.data import EvalData, distribute_epoch
 from recommendation.tensorflow.model import build_model
-from recommendation.tensorflow.train import build_optimizer, evaluate, make_rank_fn, make_train_step
+from recommendation.tensorflow.train import (
+    build_optimizer,
+    evaluate,
+    make_rank_fn,
+    make_train_step,
+)
 
 ML20M_USERS = 138_493  # ml-20m after preprocessing (every user has >= 20 ratings)
 ML20M_ITEMS = 26_744

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import numpy as np

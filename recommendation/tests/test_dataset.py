@@ -159,7 +159,10 @@ def test_download_resumes_a_partial_file(tmp_path, monkeypatch):
 
     class Response(io.BytesIO):
         status = 206
-        headers = {"Content-Length": str(len(payload) - 1000)}
+
+        def __init__(self, body: bytes):
+            super().__init__(body)
+            self.headers = {"Content-Length": str(len(body))}
 
     def fake_urlopen(request, timeout):
         requests.append(request.get_header("Range"))

@@ -23,13 +23,13 @@ import tensorflow as tf
 
 torch = pytest.importorskip("torch")
 
-from harness.benchmarks import REPO_ROOT  # noqa: E402
-from harness.errors import UserError  # noqa: E402
-from harness.runner import load_benchmark_config  # noqa: E402
-from recommendation.pytorch.model import build_model as build_torch_model  # noqa: E402
-from recommendation.tensorflow import convert  # noqa: E402
-from recommendation.tensorflow import train as tf_train  # noqa: E402
-from recommendation.tensorflow.model import build_model as build_keras_model  # noqa: E402
+from harness.benchmarks import REPO_ROOT
+from harness.errors import UserError
+from harness.runner import load_benchmark_config
+from recommendation.pytorch.model import build_model as build_torch_model
+from recommendation.tensorflow import convert
+from recommendation.tensorflow import train as tf_train
+from recommendation.tensorflow.model import build_model as build_keras_model
 
 USERS, ITEMS = 60, 90
 SIZES = [(64, (256, 256, 128, 64)), (8, (64, 32, 16, 8))]

@@ -27,7 +27,10 @@ from recommendation.tensorflow import train
 from recommendation.tensorflow.convert import keras_to_torch_layout
 from recommendation.tensorflow.data import build_eval, distribute_epoch, epoch_dataset
 from recommendation.tensorflow.model import build_model
-from recommendation.tensorflow.throughput import tensorflow_eval_time, tensorflow_throughput
+from recommendation.tensorflow.throughput import (
+    tensorflow_eval_time,
+    tensorflow_throughput,
+)
 from recommendation.weights import initial_weights, weight_shapes
 
 DEFAULT = tf.distribute.get_strategy()

@@ -1,0 +1,247 @@
+"""The Docker path: build a benchmark's image for one framework and run it, from the host.
+
+`tasks.py` calls these (`invoke docker-build`, `invoke docker-run`); they are plain functions so a
+test or a cluster script can call them too:
+
+    download_wheelhouse(dest, frameworks)        pip download, on the host, the wheels an image needs
+    build_image(benchmark, framework, *, base_image=None, wheelhouse=False, tag=None) -> tag
+    run_image(benchmark, framework, *, data_dir, results_dir="results", extra_args=()) -> exit code
+
+The convention they rely on (docker/README.md): `<benchmark>/Dockerfile`, build context the repo
+root, `ARG BASE_IMAGE`, `ARG WHEELHOUSE`, one target per framework (`--target pytorch|tensorflow`),
+data mounted at /data, results at /results, entrypoint `invoke train <benchmark> --framework F`.
+The Docker client is `docker` on PATH, or the command in MLBENCH_DOCKER (e.g. `podman`).
+Every problem a user can fix is a one-line UserError.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from harness.benchmarks import FRAMEWORKS, REPO_ROOT, get_benchmark
+from harness.errors import UserError
+from harness.progress import info
+
+# The order of the framework stages in every Dockerfile. The legacy builder (Docker without
+# BuildKit) builds every stage before the --target, so a pytorch build also runs the tensorflow
+# stages, and an offline build needs their wheels too; BuildKit builds only what the target needs.
+STAGE_ORDER = ("tensorflow", "pytorch")
+# The local CPU base (docker/make_base_image.sh); no registry holds it.
+CPU_BASE_IMAGE = "mlbench/debian-python:3.11"
+WHEELHOUSE_DIR = REPO_ROOT / "wheelhouse"
+# The images' Python (pyproject.toml: requires-python >=3.11,<3.12) and the oldest C library of
+# the bases: Ubuntu 22.04 (the CUDA image) has glibc 2.35, Debian bookworm 2.36.
+IMAGE_PYTHON = "3.11"
+IMAGE_GLIBC = (2, 35)
+
+_NO_ENGINE = "no Docker engine answers `docker info`: start one with docker/start_engine.sh (as root)"
+
+
+def docker_client() -> list[str]:
+    """The Docker client command: MLBENCH_DOCKER (e.g. `podman`, `/usr/bin/docker`) or `docker`."""
+    return shlex.split(os.environ.get("MLBENCH_DOCKER", "docker"))
+
+
+def engine_problem() -> str | None:
+    """None when a Docker engine answers `docker info`, else why not, in one line."""
+    client = docker_client()
+    if shutil.which(client[0]) is None:
+        return f"no Docker client `{client[0]}` on PATH: install Docker (Debian: docker/start_engine.sh)"
+    try:
+        answer = subprocess.run(client + ["info", "--format", "{{.ServerVersion}}"],
+                                capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return "`docker info` did not answer within 60 s: is the engine stuck? (docker/start_engine.sh)"
+    if answer.returncode != 0 or not answer.stdout.strip():
+        return _NO_ENGINE
+    return None
+
+
+def require_engine() -> None:
+    problem = engine_problem()
+    if problem:
+        raise UserError(problem)
+
+
+def image_tag(benchmark: str, framework: str) -> str:
+    """The default tag: mlbench/<benchmark folder>:<framework>, e.g. mlbench/recommendation:pytorch."""
+    return f"mlbench/{get_benchmark(benchmark).folder}:{framework}"
+
+
+def frameworks_for_wheelhouse(framework: str) -> tuple[str, ...]:
+    """The frameworks whose wheels an offline build of `framework` needs (see STAGE_ORDER)."""
+    _check_framework(framework)
+    return STAGE_ORDER[:STAGE_ORDER.index(framework) + 1]
+
+
+def requirements(framework: str) -> list[str]:
+    """What `pip install .[framework]` installs, read from pyproject.toml by the same code the
+    image build runs (docker/install_requirements.py), so the two never disagree."""
+    _check_framework(framework)
+    script = runpy.run_path(str(REPO_ROOT / "docker" / "install_requirements.py"))
+    return script["requirements"](REPO_ROOT / "pyproject.toml", framework)
+
+
+def download_wheelhouse(dest: str | os.PathLike = WHEELHOUSE_DIR,
+                        frameworks: Sequence[str] = FRAMEWORKS) -> list[Path]:
+    """Download, on the host, every wheel the images of `frameworks` install: dest/<framework>/.
+
+    Uses the host's pip and its configuration (index, find-links), asking for the images'
+    platform, not the host's: CPython 3.11, manylinux up to glibc 2.35, this machine's CPU
+    architecture. Binary wheels only, so the offline install never needs a compiler. Files already
+    there are kept. Returns the per-framework folders.
+    """
+    dest = Path(dest)
+    machine = os.uname().machine
+    platforms = [f"manylinux_2_{minor}_{machine}" for minor in range(17, IMAGE_GLIBC[1] + 1)]
+    # pip does not widen a --platform to the older manylinux tags, so they are listed; the legacy
+    # aliases name the same glibc versions (PEP 600).
+    platforms += [f"manylinux2014_{machine}", f"manylinux2010_{machine}", f"manylinux1_{machine}"]
+    folders = []
+    for framework in frameworks:
+        folder = dest / framework
+        folder.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "pip", "download", "--dest", str(folder),
+                   "--only-binary=:all:", "--python-version", IMAGE_PYTHON,
+                   "--implementation", "cp", "--abi", "cp" + IMAGE_PYTHON.replace(".", ""),
+                   "--abi", "abi3", "--abi", "none", "--progress-bar", "off", "--quiet"]
+        command += [argument for platform in platforms for argument in ("--platform", platform)]
+        command += requirements(framework)
+        info(f"downloading the {framework} wheels into {folder} ...")
+        started = time.monotonic()
+        if subprocess.call(command) != 0:
+            raise UserError(f"pip download of the {framework} wheels into {folder} failed "
+                            "(its output is above): check the host's package index")
+        wheels = list(folder.glob("*.whl"))
+        size_gb = sum(wheel.stat().st_size for wheel in wheels) / 1e9
+        info(f"  {len(wheels)} wheels, {size_gb:.1f} GB, in {time.monotonic() - started:.0f} s")
+        folders.append(folder)
+    return folders
+
+
+def build_image(benchmark: str, framework: str, *, base_image: str | None = None,
+                wheelhouse: bool = False, tag: str | None = None) -> str:
+    """Build `<benchmark>/Dockerfile --target <framework>`; return the image tag.
+
+    - `base_image`: passed as `--build-arg BASE_IMAGE`; None keeps the Dockerfile's default (NVIDIA's
+      CUDA runtime image). For CPU, `mlbench/debian-python:3.11` (docker/make_base_image.sh).
+    - `wheelhouse`: download the wheels on the host first (`download_wheelhouse` into wheelhouse/),
+      then build with `--network none`: the packages are installed with `pip --no-index` from
+      those files, as on an air-gapped cluster. The base image must already hold Python 3.11.
+    - `tag`: default `mlbench/<benchmark folder>:<framework>`.
+
+    UserError (one line) if no engine answers, the local base image is missing or the build fails.
+    """
+    _check_framework(framework)
+    bench = get_benchmark(benchmark)
+    dockerfile = bench.path / "Dockerfile"
+    if not dockerfile.is_file():
+        raise UserError(f"{dockerfile.relative_to(REPO_ROOT)}: no Dockerfile for {bench.folder} yet")
+    require_engine()
+    tag = tag or image_tag(benchmark, framework)
+    if base_image and base_image.startswith("mlbench/") and not _image_exists(base_image):
+        raise UserError(f"base image {base_image} not found: make it with docker/make_base_image.sh")
+
+    command = docker_client() + ["build", "--file", str(dockerfile), "--target", framework,
+                                 "--tag", tag, "--label", f"org.mlbench.revision={_git_revision()}"]
+    if base_image:
+        command += ["--build-arg", f"BASE_IMAGE={base_image}"]
+    if wheelhouse:
+        download_wheelhouse(WHEELHOUSE_DIR, frameworks_for_wheelhouse(framework))
+        command += ["--build-arg", f"WHEELHOUSE={WHEELHOUSE_DIR.relative_to(REPO_ROOT)}",
+                    "--network", "none"]
+    command.append(str(REPO_ROOT))
+    info(f"building {tag}: {shlex.join(command)}")
+    started = time.monotonic()
+    if subprocess.call(command, cwd=REPO_ROOT) != 0:
+        raise UserError(f"docker build of {tag} failed (its output is above)")
+    size_gb = int(_inspect(tag, "{{.Size}}")) / 1e9
+    info(f"built {tag} in {time.monotonic() - started:.0f} s: {size_gb:.2f} GB")
+    return tag
+
+
+def run_image(benchmark: str, framework: str, *, data_dir: str | os.PathLike | None,
+              results_dir: str | os.PathLike = "results", extra_args: Sequence[str] = (),
+              tag: str | None = None, gpus: str = "auto") -> int:
+    """Run the benchmark's image: `invoke train <benchmark> --framework F` inside; return its exit code.
+
+    `data_dir` (a prepared dataset on the host) is mounted read-only at /data, `results_dir` at
+    /results (created here, so it belongs to the calling user; the container runs as that user).
+    `extra_args` follow the entrypoint, e.g. ["--config", "smoke", "--set", "run.threads=1"];
+    none means the image's default, `--config smoke`. `gpus`: "auto" passes `--gpus all` when
+    `nvidia-smi -L` lists a GPU on the host, "all" always, "none" never.
+
+    UserError (one line) if no engine answers, the image or the data folder is missing.
+    """
+    _check_framework(framework)
+    bench = get_benchmark(benchmark)
+    if data_dir is None:
+        raise UserError(f"no data folder given: pass --data DIR, a prepared dataset mounted at /data "
+                        f"(e.g. `invoke data {bench.folder} --tiny` makes data/{bench.folder}/tiny)")
+    data_path = Path(data_dir).resolve()
+    if not data_path.is_dir():
+        raise UserError(f"{data_dir}: no such data folder (make it with `invoke data {bench.folder}`)")
+    require_engine()
+    tag = tag or image_tag(benchmark, framework)
+    if not _image_exists(tag):
+        raise UserError(f"no image {tag}: build it with `invoke docker-build {bench.folder} "
+                        f"--framework {framework}`")
+    results_path = Path(results_dir).resolve()
+    results_path.mkdir(parents=True, exist_ok=True)
+
+    # --init: a real PID 1 forwards signals, so Ctrl-C stops the training; --ipc=host: PyTorch's
+    # DataLoader workers and NCCL share memory beyond Docker's 64 MB /dev/shm (NVIDIA's advice).
+    command = docker_client() + ["run", "--rm", "--init", "--ipc=host",
+                                 "--volume", f"{data_path}:/data:ro",
+                                 "--volume", f"{results_path}:/results"]
+    if os.getuid() != 0:
+        command += ["--user", f"{os.getuid()}:{os.getgid()}", "--env", "HOME=/tmp"]
+    if gpus == "all" or (gpus == "auto" and _host_has_gpu()):
+        command += ["--gpus", "all"]
+    elif gpus not in ("auto", "none"):
+        raise UserError(f"gpus '{gpus}': expected auto, all or none")
+    if sys.stdout.isatty():
+        command.append("--tty")
+    command += [tag, *extra_args]
+    info(f"running {tag}: {shlex.join(command)}")
+    return subprocess.call(command)
+
+
+def _check_framework(framework: str) -> None:
+    if framework not in FRAMEWORKS:
+        raise UserError(f"framework '{framework}': expected one of {', '.join(FRAMEWORKS)}")
+
+
+def _inspect(image: str, template: str) -> str:
+    return subprocess.run(docker_client() + ["image", "inspect", "--format", template, image],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _image_exists(image: str) -> bool:
+    return subprocess.run(docker_client() + ["image", "inspect", image],
+                          capture_output=True).returncode == 0
+
+
+def _git_revision() -> str:
+    """The commit the image is built from (a label on the image), or `unknown` outside a checkout."""
+    try:
+        answer = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
+                                capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return answer.stdout.strip() if answer.returncode == 0 else "unknown"
+
+
+def _host_has_gpu() -> bool:
+    if shutil.which("nvidia-smi") is None:
+        return False
+    answer = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
+    return answer.returncode == 0 and "GPU" in answer.stdout
