@@ -115,6 +115,8 @@ class TrainingRun:
         log.event(key=constants.SUBMISSION_DIVISION, value=submission.division)
         log.event(key=constants.SUBMISSION_STATUS, value=submission.status)
         log.event(key=constants.SUBMISSION_PLATFORM, value=submission.platform)
+        # which rules the run was written for: the checker then tells a smoke log from a full one
+        log.event(key=constants.SUBMISSION_RULESET, value=self.config.ruleset)
         if submission.poc_name:
             log.event(key=constants.SUBMISSION_POC_NAME, value=submission.poc_name)
         if submission.poc_email:

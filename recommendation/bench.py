@@ -14,6 +14,7 @@ Every number carries its signature: framework versions, device, precision, batch
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import platform
@@ -71,8 +72,9 @@ def preprocessing_speed(n_ratings: int = ML20M_RATINGS, workdir: str | os.PathLi
 
 def _settings(on_gpu: bool) -> dict:
     if on_gpu:  # the reference batch; eval over every ml-20m user
-        return {"global_batch_size": 2**20, "steps": 10, "warmup_steps": 3, "eval_users": 138_493}
-    return {"global_batch_size": 2**14, "steps": 3, "warmup_steps": 1, "eval_users": 1_000}
+        return {"global_batch_size": 2**20, "steps": 10, "warmup_steps": 3, "eval_users": 138_493, "threads": 0}
+    # CPU: one intra-op thread per framework, so that both are measured alike on a shared machine
+    return {"global_batch_size": 2**14, "steps": 3, "warmup_steps": 1, "eval_users": 1_000, "threads": 1}
 
 
 def run_bench(n_ratings: int | None = None, include_tensorflow: bool = True) -> dict:
@@ -88,7 +90,8 @@ def run_bench(n_ratings: int | None = None, include_tensorflow: bool = True) -> 
     console.print(f"preprocessing {n_ratings:,} synthetic ratings on one core ...")
     result["preprocessing"] = preprocessing_speed(n_ratings)
 
-    cfg = Config()  # the reference model, optimizer and device choice (AMP on CUDA)
+    # the reference model, optimizer and device choice (AMP on CUDA)
+    cfg = Config(run=dataclasses.replace(Config().run, threads=settings["threads"]))
     console.print(f"PyTorch training (global batch {settings['global_batch_size']:,}) ...")
     result["pytorch"] = pytorch_throughput(cfg, steps=settings["steps"], warmup_steps=settings["warmup_steps"],
                                            global_batch_size=settings["global_batch_size"])

@@ -46,7 +46,7 @@ def config(optimizer: Optimizer, accumulation: int) -> Config:
 @pytest.mark.parametrize("optimizer,accumulation", [
     # the reference: SGD, no weight decay on BN/bias; with gradient accumulation
     (Optimizer(name="sgd", base_lr=0.05, base_lr_batch_size=0, warmup_epochs=1, weight_decay=1e-3), 2),
-    (Optimizer(name="lars", base_lr=1.0, base_lr_batch_size=0, warmup_epochs=1, lars_eta=0.01,
+    (Optimizer(name="lars", base_lr=0.2, base_lr_batch_size=0, warmup_epochs=1, lars_eta=0.02,
                no_wd_on_bn_bias=False), 1),
 ])
 def test_one_config_trains_the_same_in_both_frameworks(optimizer, accumulation):
