@@ -151,7 +151,7 @@ def build_image(benchmark: str, framework: str, *, base_image: str | None = None
         raise UserError(f"base image {base_image} not found: make it with docker/make_base_image.sh")
 
     command = docker_client() + ["build", "--file", str(dockerfile), "--target", framework,
-                                 "--tag", tag, "--label", f"org.mlbench.revision={_git_revision()}"]
+                                 "--tag", tag]
     if base_image:
         command += ["--build-arg", f"BASE_IMAGE={base_image}"]
     if wheelhouse:
@@ -228,16 +228,6 @@ def _inspect(image: str, template: str) -> str:
 def _image_exists(image: str) -> bool:
     return subprocess.run(docker_client() + ["image", "inspect", image],
                           capture_output=True).returncode == 0
-
-
-def _git_revision() -> str:
-    """The commit the image is built from (a label on the image), or `unknown` outside a checkout."""
-    try:
-        answer = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
-                                capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return answer.stdout.strip() if answer.returncode == 0 else "unknown"
 
 
 def _host_has_gpu() -> bool:

@@ -16,7 +16,9 @@ What makes the two frameworks compute the same function:
   the bottom/right of an even-sized input. Every strided conv/pool with a window larger than 1
   gets an explicit ZeroPadding2D and a 'valid' conv; stride-1 3x3 convs use 'same' (symmetric).
 - BatchNorm: epsilon 1e-5 (torch's default); Keras' `momentum` is the decay of the moving
-  average, `1 - torch momentum` (torch 0.1 -> Keras 0.9).
+  average, `1 - torch momentum` (torch 0.1 -> Keras 0.9). One difference remains, in training
+  only: torch's running variance averages the unbiased batch variance (x n/(n-1)), Keras' the
+  biased one; over a BN span of 256 images x 7x7 positions the factor is 1.00008.
 - Max pooling pads with -inf in PyTorch; its input is a ReLU output (>= 0), so zero padding gives
   the same maximum.
 Images are channels_last (NHWC): the layout cuDNN's tensor-core kernels and XLA prefer.
@@ -100,7 +102,7 @@ class ResNet(keras.Model):
                  zero_init_residual: bool = True, bn_eps: float = BN_EPSILON, bn_momentum: float = 0.1,
                  name: str = "resnet"):
         super().__init__(name=name)
-        L = keras.layers
+        L = keras.layers  # the argument `layers` is the block counts here, as in torchvision
         self.pad1 = L.ZeroPadding2D(3, name="pad1")
         self.conv1 = conv(width, 7, 2, "conv1")
         self.bn1 = batch_norm("bn1", bn_eps, bn_momentum)
@@ -109,11 +111,11 @@ class ResNet(keras.Model):
         self.maxpool = L.MaxPooling2D(3, strides=2, padding="valid", name="maxpool")
         in_channels = width
         self.stage_names = tuple(f"layer{index + 1}" for index in range(len(layers)))
-        for index, (stage_name, blocks) in enumerate(zip(self.stage_names, layers)):
+        for index, (stage_name, count) in enumerate(zip(self.stage_names, layers)):
             stage_width = width * 2 ** index
             blocks = [Bottleneck(in_channels if block == 0 else stage_width * EXPANSION, stage_width,
                                  2 if index > 0 and block == 0 else 1, bn_eps, bn_momentum, zero_init_residual,
-                                 name=str(block)) for block in range(blocks)]
+                                 name=str(block)) for block in range(count)]
             setattr(self, stage_name, keras.Sequential(blocks, name=stage_name))  # self.layer1 ...
             in_channels = stage_width * EXPANSION
         self.avgpool = L.GlobalAveragePooling2D(name="avgpool")

@@ -18,12 +18,12 @@ from image_classification.tensorflow.model import build_model as build_keras
 from image_classification.tensorflow.model import count_parameters as count_keras
 
 
-def calibrated_torch_resnet(seed: int, **kwargs) -> torch.nn.Module:
+def calibrated_torch_resnet(seed: int, image_size: int = 64, **kwargs) -> torch.nn.Module:
     """A PyTorch ResNet in eval mode with non-trivial BN parameters and statistics.
 
     Fresh BNs are the identity and zero-init gammas silence every block; random gammas/betas and
-    running statistics taken from one training-mode batch (momentum 1) make every layer count
-    while keeping activations (and so the logits) at a realistic scale.
+    running statistics taken from one training-mode batch (momentum 1) at the evaluation's image
+    size make every layer count while keeping activations (and so the logits) at a realistic scale.
     """
     torch.manual_seed(seed)
     model = build_torch(**kwargs)
@@ -35,7 +35,7 @@ def calibrated_torch_resnet(seed: int, **kwargs) -> torch.nn.Module:
                 module.bias.uniform_(-0.2, 0.2, generator=generator)
                 module.momentum = 1.0
         model.train()
-        model(torch.randn(8, 3, 64, 64, generator=generator))
+        model(torch.randn(8, 3, image_size, image_size, generator=generator))
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.momentum = 0.1
@@ -43,7 +43,7 @@ def calibrated_torch_resnet(seed: int, **kwargs) -> torch.nn.Module:
 
 
 def test_resnet50_converts_both_ways_with_the_same_logits():
-    torch_model = calibrated_torch_resnet(0)
+    torch_model = calibrated_torch_resnet(0, image_size=224)
     keras_model = build_keras()
     assert count_torch(torch_model) == count_keras(keras_model) == 25_557_032
     convert.load_torch_state_dict(keras_model, torch_model.state_dict())

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+
+# torch.optim loads triton lazily, and libtriton loaded after TensorFlow's LLVM crashes the process:
+# load it first, so a session that runs PyTorch tests after these ones survives
+if "tensorflow" not in sys.modules and importlib.util.find_spec("triton"):
+    import triton  # noqa: F401
+
+# isort: split
 import keras
 import pytest
 

@@ -3,12 +3,20 @@ resume, a corrupt file, and (slow) two replicas under MirroredStrategy."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+
+# torch.optim loads triton lazily, and libtriton loaded after TensorFlow's LLVM crashes the process:
+# load it first, so a session that runs PyTorch tests after these ones survives
+if "tensorflow" not in sys.modules and importlib.util.find_spec("triton"):
+    import triton  # noqa: F401
+
+# isort: split
 import dataclasses
 import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np

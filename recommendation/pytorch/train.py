@@ -55,8 +55,12 @@ def build_data(cfg: Config, rt: torch_runtime.TorchRuntime) -> tuple[Prepared, E
 def build_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
     if cfg.optimizer.name != "adam":
         raise ConfigError(f"optimizer.name={cfg.optimizer.name}: NCF trains with adam")
+    # fused: one kernel per step over all parameters; the 31.7M embedding weights of ml-20m make
+    # the per-tensor Adam the larger part of a step on CPU (2.8x slower there). Same update rule.
+    device = next(model.parameters()).device
     return torch.optim.Adam(model.parameters(), lr=cfg.optimizer.base_lr,
-                            betas=(cfg.optimizer.beta1, cfg.optimizer.beta2), eps=cfg.optimizer.epsilon)
+                            betas=(cfg.optimizer.beta1, cfg.optimizer.beta2), eps=cfg.optimizer.epsilon,
+                            fused=device.type in ("cpu", "cuda"))
 
 
 def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
