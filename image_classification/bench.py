@@ -103,9 +103,11 @@ def _print(result: dict, flops: float) -> None:
     for framework in ("pytorch", "tensorflow"):
         numbers = result.get(framework, {})
         if "ratio" in numbers:
+            how_ratio = ("ratio: median over rounds of adjacent timings" if "round_ratios" in numbers
+                         else "ratio: of the best rounds")
             console.print(f"  {framework}: {numbers['framework']}; {numbers['device']}; {numbers['precision']}; "
-                          f"batch {numbers['batch_size']} x {numbers['image_size']}px; best of "
-                          f"{numbers['rounds']} rounds of {numbers['steps']} steps")
+                          f"batch {numbers['batch_size']} x {numbers['image_size']}px; images/s: best of "
+                          f"{numbers['rounds']} alternating rounds of {numbers['steps']} steps; {how_ratio}")
     gemm = result["gemm_fp32"]
     console.print(f"  fp32 GEMM peak (measured, {gemm['size']}^3 matmul, {gemm['threads']} threads): "
                   f"{gemm['gflops']:,.0f} GFLOP/s on {result['host_cpu']}"

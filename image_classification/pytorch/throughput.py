@@ -2,14 +2,16 @@
 
 Both models run the same training step (cross-entropy, SGD with momentum; channels_last and the
 runtime's AMP dtype on CUDA, fp32 on CPU) on the same synthetic batch held on the device, so the
-comparison measures the models, not the input pipeline. Rounds alternate between the two models and
-the best round of each counts, which keeps a busy machine from favouring whichever model ran first.
+comparison measures the models, not the input pipeline. Rounds alternate between the two models;
+the images/s are each model's best round, and the ratio is the median over rounds of the ratio of
+the two adjacent timings, so load that comes and goes on a shared machine favours neither model.
 The mirror of `../tensorflow/throughput.py`; `image_classification/bench.py` calls both.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import time
 
 import torch
@@ -81,12 +83,13 @@ def pytorch_throughput(batch_size: int = 32, steps: int = 10, image_size: int = 
         model.to(device, memory_format=memory_format).train()
         steps_fns[name] = _train_step(model, device, amp_dtype)
         _time_steps(steps_fns[name], images, labels, warmup_steps, device)  # cuDNN autotuning, allocator
-    best = {name: float("inf") for name in models}
+    seconds = {name: [] for name in models}
     for _ in range(rounds):
         for name, step in steps_fns.items():
-            best[name] = min(best[name], _time_steps(step, images, labels, steps, device))
-    ours = batch_size * steps / best["ours"]
-    theirs = batch_size * steps / best["torchvision"]
+            seconds[name].append(_time_steps(step, images, labels, steps, device))
+    ours = batch_size * steps / min(seconds["ours"])
+    theirs = batch_size * steps / min(seconds["torchvision"])
+    paired = sorted(t / o for o, t in zip(seconds["ours"], seconds["torchvision"]))
     return {
         "framework": f"pytorch {torch.__version__}, torchvision {torchvision.__version__}",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU",
@@ -98,7 +101,9 @@ def pytorch_throughput(batch_size: int = 32, steps: int = 10, image_size: int = 
         "torchvision_parameters": count_parameters(models["torchvision"]),
         "ours_images_per_s": ours,
         "torchvision_images_per_s": theirs,
-        "ratio": ours / theirs,
+        "ratio": statistics.median(paired),
+        "ratio_of_best": ours / theirs,
+        "round_ratios": paired,
     }
 
 

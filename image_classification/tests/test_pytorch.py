@@ -163,6 +163,16 @@ def test_reference_config_five_runs_in_the_submission_layout(tmp_path):
         assert target_only_errors(log, "mlbench-1.0.0") == []
         seeds.add(check_log(str(log), "mlbench-1.0.0").seed)
     assert len(seeds) == 5
+    # the package checker: layout, system description, 5 results, distinct seeds; only the target fails
+    from compliance.package_checker import check_organisation
+    from compliance.submission import find_organisations
+
+    (organisation,) = find_organisations(tmp_path / "submission")
+    report = check_organisation(organisation, "mlbench-1.0.0")
+    assert report.runs_checked == 5
+    assert [problem for problem in report.problems
+            if "eval_accuracy: wanted an evaluation reaching" not in problem[2]
+            and not problem[2].startswith("5 runs failed")] == []
 
 
 def test_pytorch_reads_the_same_files_and_labels_as_the_shared_lister(tiny_imagenet):

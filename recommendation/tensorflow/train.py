@@ -190,9 +190,9 @@ def main(cfg: Config) -> RunResult:
         return epoch_samples(prepared.train, cfg.data.train_negatives_per_positive, cfg.run.seed, epoch)
 
     # The next epoch's negatives are drawn on a CPU thread while this one trains.
+    run.start()  # drawing the first epoch's samples is training work: it runs on the clock
     prefetch = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     upcoming = prefetch.submit(draw, first_epoch)
-    run.start()
     train_seconds, trained_samples = 0.0, 0
     for epoch in run.epochs(cfg.schedule.max_epochs, first_epoch):
         samples = upcoming.result()
