@@ -128,7 +128,7 @@ def bench(c, name=None):
     _run(c, f"{PYTHON} -m harness.bench {shlex.quote(name) if name else ''}")
 
 
-@task(help={"all": "also run the slow, multiprocess and docker tests", "k": "pytest -k expression"})
+@task(help={"all": "also run the slow and docker tests", "k": "pytest -k expression"})
 def test(c, all=False, k=None):  # noqa: A002
     """Run the test suite (default: the fast one CI runs; --all for everything)."""
     args = f"{PYTHON} -m pytest {PYTEST_DEFAULT}"
