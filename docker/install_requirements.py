@@ -42,7 +42,7 @@ def pip_install_command(packages: list[str], wheel_dir: Path) -> list[str]:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 3:
-        print("usage: python install_requirements.py PYPROJECT FRAMEWORK WHEEL_DIR", file=sys.stderr)
+        print("usage: install_requirements.py PYPROJECT FRAMEWORK WHEEL_DIR", file=sys.stderr)
         return 2
     pyproject, framework, wheel_dir = argv
     command = pip_install_command(requirements(pyproject, framework), Path(wheel_dir))

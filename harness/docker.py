@@ -6,6 +6,7 @@ test or a cluster script can call them too:
     download_wheelhouse(dest, frameworks)        pip download, on the host, the wheels an image needs
     build_image(benchmark, framework, *, base_image=None, wheelhouse=False, tag=None) -> tag
     run_image(benchmark, framework, *, data_dir, results_dir="results", extra_args=()) -> exit code
+    remove_images(benchmark)                     the images and their build stages (disk)
 
 The convention they rely on (docker/README.md): `<benchmark>/Dockerfile`, build context the repo
 root, `ARG BASE_IMAGE`, `ARG WHEELHOUSE`, one target per framework (`--target pytorch|tensorflow`),
@@ -23,8 +24,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from harness.benchmarks import FRAMEWORKS, REPO_ROOT, get_benchmark
 from harness.errors import UserError
@@ -213,6 +214,23 @@ def run_image(benchmark: str, framework: str, *, data_dir: str | os.PathLike | N
     command += [tag, *extra_args]
     info(f"running {tag}: {shlex.join(command)}")
     return subprocess.call(command)
+
+
+def remove_images(benchmark: str, frameworks: Sequence[str] = FRAMEWORKS) -> None:
+    """Remove the benchmark's default-tagged images and the untagged build stages of this suite
+    (label org.mlbench.project, shared by every benchmark's Dockerfile): on the vfs storage driver
+    they hold several copies of the framework packages. Other images are left alone; the next
+    build of any benchmark reinstalls its packages."""
+    require_engine()
+    folder = get_benchmark(benchmark).folder
+    tags = [image_tag(folder, framework) for framework in frameworks]
+    present = [tag for tag in tags if _image_exists(tag)]
+    if present:
+        subprocess.run(docker_client() + ["image", "rm", *present], check=True, capture_output=True)
+    subprocess.run(docker_client() + ["image", "prune", "--force", "--filter",
+                                      "label=org.mlbench.project=mlbench-training"],
+                   check=True, capture_output=True)
+    info(f"removed {', '.join(present) or 'no tagged images'} and their build stages")
 
 
 def _check_framework(framework: str) -> None:
