@@ -103,7 +103,7 @@ def docker_build(c, bench, framework="pytorch", wheelhouse=False, base_image=Non
     try:
         docker.build_image(bench, framework, base_image=base_image, wheelhouse=wheelhouse)
     except UserError as error:
-        raise Exit(f"error: {error}", code=2)
+        raise Exit(f"error: {error}", code=2) from None
 
 
 @task(name="docker-run", iterable=["set"],
@@ -119,7 +119,7 @@ def docker_run(c, bench, framework="pytorch", data=None, results="results", conf
     try:
         docker.run_image(bench, framework, data_dir=data, results_dir=results, extra_args=extra)
     except UserError as error:
-        raise Exit(f"error: {error}", code=2)
+        raise Exit(f"error: {error}", code=2) from None
 
 
 @task(help={"name": "logger, checker, image_classification, recommendation (default: all)"})

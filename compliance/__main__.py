@@ -11,8 +11,8 @@ import json
 import os
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from compliance.checker import CheckResult, check_log
 from compliance.ruleset import RuleFileError, UnknownRuleset, available_rulesets, load_ruleset

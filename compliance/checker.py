@@ -29,12 +29,34 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compliance.logparse import (
-    EVENT_TYPES, LARGE_LINE_BYTES, MARKER, MARKER_LENGTH, MAX_LINE_BYTES, UnusableInput, _stdlib_loads,
-    decode_event, duplicate_field, fast_loads, finite_time, json_error_text, open_log,
+    EVENT_TYPES,
+    LARGE_LINE_BYTES,
+    MARKER,
+    MARKER_LENGTH,
+    MAX_LINE_BYTES,
+    UnusableInput,
+    _stdlib_loads,
+    decode_event,
+    duplicate_field,
+    fast_loads,
+    finite_time,
+    json_error_text,
+    open_log,
 )
 from compliance.ruleset import (
-    KeyRule, Quality, Ruleset, RuleFileError, UnknownRuleset, available_rulesets, division_rules,
-    is_number, load_ruleset, merged_key_rules, show, type_name, values_equal,
+    KeyRule,
+    Quality,
+    RuleFileError,
+    Ruleset,
+    UnknownRuleset,
+    available_rulesets,
+    division_rules,
+    is_number,
+    load_ruleset,
+    merged_key_rules,
+    show,
+    type_name,
+    values_equal,
 )
 
 MAX_FINDINGS_PER_KIND = 20

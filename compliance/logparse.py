@@ -21,7 +21,8 @@ import json
 import math
 import os
 import stat
-from typing import Any, BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 MARKER = b":::MLLOG "
 MARKER_LENGTH = len(MARKER)

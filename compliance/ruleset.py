@@ -26,9 +26,10 @@ import dataclasses
 import functools
 import math
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -216,7 +217,7 @@ class Constraint:
     multiple_of: float | None = None  # value / multiple_of is an integer (mlperf is_integer)
     power_of_two_times: float | None = None  # value = power_of_two_times * 2**N, N an integer
     length: int | None = None  # a list of exactly this many items
-    items: tuple["Constraint", ...] | None = None  # constraints on the first items of a list
+    items: tuple[Constraint, ...] | None = None  # constraints on the first items of a list
     not_empty: bool = False  # not '' (mlperf: v['value'] != ''), not null, not an empty list
 
     FIELDS = ("type", "equals", "one_of", "gt", "ge", "lt", "le", "multiple_of",
@@ -231,7 +232,7 @@ class Constraint:
         return any(getattr(self, name) is not None
                    for name in ("gt", "ge", "lt", "le", "multiple_of", "power_of_two_times"))
 
-    def only_type(self) -> "Constraint":
+    def only_type(self) -> Constraint:
         """The same constraint without its value rules (what a relaxed / open division keeps)."""
         return Constraint(type=self.type)
 
@@ -330,7 +331,7 @@ class KeyRule:
     def has_example(self) -> bool:
         return self.example is not _UNSET
 
-    def relaxed(self) -> "KeyRule":
+    def relaxed(self) -> KeyRule:
         """Keys and types stay; value rules go (open division, smoke relaxations)."""
         return dataclasses.replace(self, value=self.value.only_type())
 

@@ -13,12 +13,22 @@ the harness logs, what the docs say and what the checker wants cannot drift apar
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from compliance.ruleset import (
-    BenchmarkRules, DivisionRules, EvalSchedule, KeyRule, Quality, RuleFileError, Ruleset,
-    UnknownRuleset, available_rulesets, load_ruleset, show,
+    BenchmarkRules,
+    DivisionRules,
+    EvalSchedule,
+    KeyRule,
+    Quality,
+    RuleFileError,
+    Ruleset,
+    UnknownRuleset,
+    available_rulesets,
+    load_ruleset,
+    show,
 )
 
 

@@ -23,10 +23,11 @@ import os
 import platform
 import statistics
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from compliance.checker import CheckResult, check_log
 from compliance.logparse import FAST_JSON

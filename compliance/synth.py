@@ -13,8 +13,9 @@ that reaches the target at the last evaluation.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from compliance.mllog import constants
 from compliance.mllog.logger import MLLogger

@@ -16,8 +16,9 @@ import json
 import os
 import pickle
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from harness.errors import UserError
 from harness.seeding import python_rng_states, restore_python_rng_states

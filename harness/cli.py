@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from harness.benchmarks import FRAMEWORKS, get_benchmark
 from harness.errors import exit_on_user_error

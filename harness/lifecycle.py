@@ -28,8 +28,9 @@ import dataclasses
 import math
 import os
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from compliance import mllog
 from compliance.mllog import constants

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from harness.benchmarks import get_benchmark
 from harness.config import load_config, save_config

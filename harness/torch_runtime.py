@@ -16,8 +16,9 @@ import contextlib
 import dataclasses
 import datetime
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.distributed as dist

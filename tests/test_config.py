@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from harness.config import BaseConfig, config_to_dict, load_config, save_config, load_yaml_strict
+from harness.config import BaseConfig, config_to_dict, load_config, load_yaml_strict, save_config
 from harness.errors import ConfigError
 
 

@@ -104,9 +104,8 @@ def test_smoke_logs_fail_mlperf_logging_only_on_the_target(tmp_path):
 def test_a_harness_lifecycle_log_passes_both(tmp_path):
     """The harness writes the log; the spec gives its keys; both checkers accept it."""
     lifecycle = pytest.importorskip("harness.lifecycle")
-    from harness.config import BaseConfig, RunOptions
-
     from compliance.spec import benchmark_spec
+    from harness.config import BaseConfig, RunOptions
 
     for ruleset, target in (("mlbench-1.0.0-smoke", 0.5), ("mlbench-1.0.0", 0.759)):
         log_file = tmp_path / ruleset / "result_0.txt"

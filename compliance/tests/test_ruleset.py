@@ -9,8 +9,15 @@ import pytest
 
 from compliance.mllog import constants
 from compliance.ruleset import (
-    RULES_DIR, Constraint, RuleFileError, UnknownRuleset, available_rulesets, load_ruleset,
-    load_ruleset_from, load_yaml_strict, values_equal,
+    RULES_DIR,
+    Constraint,
+    RuleFileError,
+    UnknownRuleset,
+    available_rulesets,
+    load_ruleset,
+    load_ruleset_from,
+    load_yaml_strict,
+    values_equal,
 )
 
 

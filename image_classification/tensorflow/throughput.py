@@ -72,7 +72,7 @@ def _measure(batch_size, steps, image_size, warmup_steps, rounds, jit_compile, n
     }
     steps_fns = {name: _train_step(model, keras.optimizers.SGD(0.01, momentum=0.9), jit_compile)
                  for name, model in models.items()}
-    for name, step in steps_fns.items():  # trace, compile, autotune
+    for step in steps_fns.values():  # trace, compile, autotune
         _time_steps(step, images, labels, warmup_steps)
     best = {name: float("inf") for name in models}
     for _ in range(rounds):

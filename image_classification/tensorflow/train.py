@@ -193,7 +193,7 @@ def evaluate(cfg: Config, strategy, files: Files, eval_step, average_batchnorm_s
     iterator = iter(eval_batches(cfg, strategy, files))
     correct = total = step = 0
     with data.naming_corrupt_files(files.eval_paths, lambda: step * files.global_eval_batch):
-        for step in track(range(len(files.eval_paths) // files.global_eval_batch), "eval",
+        for _ in track(range(len(files.eval_paths) // files.global_eval_batch), "eval",
                           enabled=cfg.run.progress):
             step_correct, step_total = eval_step(iterator)
             correct += int(step_correct)

@@ -150,7 +150,7 @@ def test_a_corrupt_jpeg_is_reported_as_one_line_naming_it(tiny, tmp_path):
     epoch_files = paths[order]
     consumed = 0
     with pytest.raises(DatasetError) as raised, data.naming_corrupt_files(epoch_files, lambda: consumed * 4):
-        for consumed, _ in enumerate(batches):  # `consumed` is read by the lambda
+        for consumed, _ in enumerate(batches):  # `consumed` is read by the lambda  # noqa: B007
             pass
     message = str(raised.value)
     assert message.startswith(f"{victim}: cannot decode image") and "\n" not in message
