@@ -41,9 +41,12 @@ if ! command -v debootstrap >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
 fi
 
-# On disk, not in a tmpfs: the root file system is ~200 MB before cleaning.
+# On disk, not in a tmpfs: the root file system is ~200 MB before cleaning. mktemp makes it 0700,
+# and tar records that mode for the image's `/`: a container run as a non-root user (what
+# `invoke docker-run` does for a non-root caller) could then not even start, hence the chmod.
 rootfs="$(mktemp -d /var/tmp/mlbench-rootfs.XXXXXX)"
 trap 'rm -rf "${rootfs}"' EXIT
+chmod 0755 "${rootfs}"
 
 echo "debootstrap ${suite} from ${mirror} into ${rootfs} (a few minutes)..."
 debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \

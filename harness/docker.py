@@ -97,8 +97,9 @@ def download_wheelhouse(dest: str | os.PathLike = WHEELHOUSE_DIR,
 
     Uses the host's pip and its configuration (index, find-links), asking for the images'
     platform, not the host's: CPython 3.11, manylinux up to glibc 2.35, this machine's CPU
-    architecture. Binary wheels only, so the offline install never needs a compiler. Files already
-    there are kept. Returns the per-framework folders.
+    architecture. Binary wheels only, so the offline install never needs a compiler. A folder that
+    already holds every wheel is used as it is, with no index asked (so the same command works on
+    an air-gapped machine the wheelhouse was carried to). Returns the per-framework folders.
     """
     dest = Path(dest)
     machine = os.uname().machine
@@ -116,9 +117,14 @@ def download_wheelhouse(dest: str | os.PathLike = WHEELHOUSE_DIR,
                    "--abi", "abi3", "--abi", "none", "--progress-bar", "off", "--quiet"]
         command += [argument for platform in platforms for argument in ("--platform", platform)]
         command += requirements(framework)
-        info(f"downloading the {framework} wheels into {folder} ...")
         started = time.monotonic()
-        if subprocess.call(command) != 0:
+        complete = subprocess.run(command + ["--no-index", "--find-links", str(folder)],
+                                  capture_output=True).returncode == 0
+        if complete:
+            info(f"{folder}: every {framework} wheel is there already")
+        else:
+            info(f"downloading the {framework} wheels into {folder} ...")
+        if not complete and subprocess.call(command) != 0:
             raise UserError(f"pip download of the {framework} wheels into {folder} failed "
                             "(its output is above): check the host's package index")
         wheels = list(folder.glob("*.whl"))
@@ -160,9 +166,11 @@ def build_image(benchmark: str, framework: str, *, base_image: str | None = None
         command += ["--build-arg", f"WHEELHOUSE={WHEELHOUSE_DIR.relative_to(REPO_ROOT)}",
                     "--network", "none"]
     command.append(str(REPO_ROOT))
-    info(f"building {tag}: {shlex.join(command)}")
+    environment = _build_environment()
+    builder = "BuildKit" if environment.get("DOCKER_BUILDKIT") == "1" else "the client's default builder"
+    info(f"building {tag} with {builder}: {shlex.join(command)}")
     started = time.monotonic()
-    if subprocess.call(command, cwd=REPO_ROOT) != 0:
+    if subprocess.call(command, cwd=REPO_ROOT, env=environment) != 0:
         raise UserError(f"docker build of {tag} failed (its output is above)")
     size_gb = int(_inspect(tag, "{{.Size}}")) / 1e9
     info(f"built {tag} in {time.monotonic() - started:.0f} s: {size_gb:.2f} GB")
@@ -231,6 +239,25 @@ def remove_images(benchmark: str, frameworks: Sequence[str] = FRAMEWORKS) -> Non
                                       "label=org.mlbench.project=mlbench-training"],
                    check=True, capture_output=True)
     info(f"removed {', '.join(present) or 'no tagged images'} and their build stages")
+
+
+def _build_environment() -> dict[str, str]:
+    """The environment of `docker build`: BuildKit where the client has it, since it builds only
+    the stages the target needs and, measured on the vfs storage driver, 3x faster than the legacy
+    builder (docker/README.md). Docker >= 23 uses BuildKit through the buildx plugin; older clients
+    (Debian bookworm's docker.io is 20.10) have it built in behind DOCKER_BUILDKIT=1; a newer
+    client without buildx only has the legacy builder. A DOCKER_BUILDKIT the user set wins."""
+    environment = dict(os.environ)
+    client = docker_client()
+    if "DOCKER_BUILDKIT" in environment or Path(client[0]).name != "docker":
+        return environment
+    has_buildx = subprocess.run(client + ["buildx", "version"], capture_output=True).returncode == 0
+    version = subprocess.run(client + ["version", "--format", "{{.Client.Version}}"],
+                             capture_output=True, text=True).stdout.strip()
+    major = int(version.split(".")[0]) if version.split(".")[0].isdigit() else 0
+    if has_buildx or 18 <= major < 23:
+        environment["DOCKER_BUILDKIT"] = "1"
+    return environment
 
 
 def _check_framework(framework: str) -> None:
