@@ -117,9 +117,11 @@ def docker_run(c, bench, framework="pytorch", data=None, results="results", conf
 
     extra = ["--config", config] + [arg for value in set or [] for arg in ("--set", value)]
     try:
-        docker.run_image(bench, framework, data_dir=data, results_dir=results, extra_args=extra)
+        exit_code = docker.run_image(bench, framework, data_dir=data, results_dir=results, extra_args=extra)
     except UserError as error:
         raise Exit(f"error: {error}", code=2) from None
+    if exit_code != 0:  # a failed training inside the container fails the task too
+        raise Exit(code=exit_code)
 
 
 @task(help={"name": "logger, checker, image_classification, recommendation (default: all)"})

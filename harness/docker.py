@@ -191,6 +191,8 @@ def run_image(benchmark: str, framework: str, *, data_dir: str | os.PathLike | N
     UserError (one line) if no engine answers, the image or the data folder is missing.
     """
     _check_framework(framework)
+    if gpus not in ("auto", "all", "none"):
+        raise UserError(f"gpus '{gpus}': expected auto, all or none")
     bench = get_benchmark(benchmark)
     if data_dir is None:
         raise UserError(f"no data folder given: pass --data DIR, a prepared dataset mounted at /data "
@@ -215,8 +217,6 @@ def run_image(benchmark: str, framework: str, *, data_dir: str | os.PathLike | N
         command += ["--user", f"{os.getuid()}:{os.getgid()}", "--env", "HOME=/tmp"]
     if gpus == "all" or (gpus == "auto" and _host_has_gpu()):
         command += ["--gpus", "all"]
-    elif gpus not in ("auto", "none"):
-        raise UserError(f"gpus '{gpus}': expected auto, all or none")
     if sys.stdout.isatty():
         command.append("--tty")
     command += [tag, *extra_args]

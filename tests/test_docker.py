@@ -3,7 +3,7 @@ framework built with no network from a host wheelhouse, running the smoke config
 
 The end-to-end test needs a Docker engine (docker/start_engine.sh starts one) and is skipped,
 with the reason, where `docker info` does not answer. Run it with
-`python -m pytest tests/test_docker.py -m docker` (about 30 minutes on 2 cores with the vfs storage
+`python -m pytest tests/test_docker.py -m docker` (12-16 minutes on 2 cores with the vfs storage
 driver, most of it copying layers; docker/README.md has the numbers). MLBENCH_DOCKER_KEEP=1 keeps
 the images for a faster rerun.
 """
