@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from harness.datasets import verify_file, verify_manifest, write_manifest
-from harness.errors import DatasetError
+from harness.errors import ConfigError, DatasetError
 from harness.progress import info, progress_bar
 from recommendation.sampling import Positives, pair_keys, sample_eval_negatives
 
@@ -458,3 +458,17 @@ def load_prepared(data_dir: str | os.PathLike, verify: str = "off") -> Prepared:
     return Prepared(positives, np.ascontiguousarray(test[:, 1], dtype=np.int32),
                     np.ascontiguousarray(negatives, dtype=np.int32), n_users, n_items)
 
+
+def load_for_training(cfg, replicas: int) -> Prepared:
+    """The prepared dataset of `cfg.run.data_dir`, verified once (a corrupt file stops the run here, in
+    one line) and checked against the config: the eval negatives it was prepared with, and a global
+    batch that splits evenly over `replicas` (processes or tf.distribute replicas). Both frameworks call it."""
+    prepared = load_prepared(cfg.run.data_dir, cfg.run.verify_data)
+    width = prepared.test_negatives.shape[1]
+    if width != cfg.data.eval_negatives_per_user:
+        raise ConfigError(f"data.eval_negatives_per_user={cfg.data.eval_negatives_per_user}, but "
+                          f"{cfg.run.data_dir} was prepared with {width} negatives per user")
+    if cfg.schedule.global_batch_size % replicas:
+        raise ConfigError(f"schedule.global_batch_size={cfg.schedule.global_batch_size} is not divisible "
+                          f"by the {replicas} replicas")
+    return prepared

@@ -27,7 +27,7 @@ from harness.errors import ConfigError
 from harness.lifecycle import RunResult, TrainingRun
 from harness.progress import info, progress_bar
 from recommendation.config import Config, hyperparameters
-from recommendation.dataset import Prepared, load_prepared
+from recommendation.dataset import Prepared, load_for_training
 from recommendation.pytorch.data import (
     EpochTensors,
     EvalTensors,
@@ -41,14 +41,7 @@ FRAMEWORK = "pytorch"
 
 
 def build_data(cfg: Config, rt: torch_runtime.TorchRuntime) -> tuple[Prepared, EvalTensors]:
-    prepared = load_prepared(cfg.run.data_dir, cfg.run.verify_data)  # a corrupt dataset stops here, one line
-    width = prepared.test_negatives.shape[1]
-    if width != cfg.data.eval_negatives_per_user:
-        raise ConfigError(f"data.eval_negatives_per_user={cfg.data.eval_negatives_per_user}, but "
-                          f"{cfg.run.data_dir} was prepared with {width} negatives per user")
-    if cfg.schedule.global_batch_size % rt.world_size:
-        raise ConfigError(f"schedule.global_batch_size={cfg.schedule.global_batch_size} is not divisible "
-                          f"by the {rt.world_size} processes")
+    prepared = load_for_training(cfg, rt.world_size)
     return prepared, build_eval(prepared, rt)
 
 

@@ -29,7 +29,7 @@ from harness.errors import ConfigError
 from harness.lifecycle import RunResult, TrainingRun
 from harness.progress import info, progress_bar
 from recommendation.config import Config, hyperparameters
-from recommendation.dataset import Prepared, load_prepared
+from recommendation.dataset import Prepared, load_for_training
 from recommendation.metrics import hit_rate_and_ndcg
 from recommendation.sampling import epoch_samples
 from recommendation.tensorflow.data import EvalData, build_eval, distribute_epoch
@@ -39,14 +39,7 @@ FRAMEWORK = "tensorflow"
 
 
 def build_data(cfg: Config, strategy: tf.distribute.Strategy) -> tuple[Prepared, EvalData]:
-    prepared = load_prepared(cfg.run.data_dir, verify="off")  # verified by the caller
-    width = prepared.test_negatives.shape[1]
-    if width != cfg.data.eval_negatives_per_user:
-        raise ConfigError(f"data.eval_negatives_per_user={cfg.data.eval_negatives_per_user}, but "
-                          f"{cfg.run.data_dir} was prepared with {width} negatives per user")
-    if cfg.schedule.global_batch_size % strategy.num_replicas_in_sync:
-        raise ConfigError(f"schedule.global_batch_size={cfg.schedule.global_batch_size} is not divisible "
-                          f"by the {strategy.num_replicas_in_sync} replicas")
+    prepared = load_for_training(cfg, strategy.num_replicas_in_sync)
     return prepared, build_eval(prepared)
 
 
@@ -173,7 +166,6 @@ def main(cfg: Config) -> RunResult:
     strategy = tf_runtime.setup(cfg.run)
     run = TrainingRun(cfg, benchmark=cfg.benchmark, eval_every_epochs=cfg.schedule.eval_every_epochs)
     run.init_start()
-    load_prepared(cfg.run.data_dir, cfg.run.verify_data)  # a corrupt dataset stops here, one line
     prepared, eval_data = build_data(cfg, strategy)
     with strategy.scope():
         model = build_model(prepared.n_users, prepared.n_items, cfg.model.factors, cfg.model.mlp_layer_sizes,
