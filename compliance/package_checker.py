@@ -23,7 +23,7 @@ from pathlib import Path
 
 from compliance.checker import check_log
 from compliance.ruleset import Ruleset, load_ruleset, show
-from compliance.submission import Organisation, find_organisations
+from compliance.submission import Organisation, find_organisations, root_problem
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 
@@ -168,12 +168,9 @@ def check_organisation(org: Organisation, ruleset: str | None = None) -> Package
 def run_package_check(root: str, ruleset: str | None = None, as_json: bool = False, out=None) -> int:
     out = out or sys.stdout
     path = Path(root)
-    try:
-        if not path.is_dir():
-            out.write(f"{root}: unusable: not a folder\n")
-            return EXIT_UNUSABLE
-    except OSError as error:
-        out.write(f"{root}: unusable: {error.strerror or error}\n")
+    problem = root_problem(root)
+    if problem:
+        out.write(f"{root}: unusable: {problem}\n")
         return EXIT_UNUSABLE
     organisations = find_organisations(path)
     if not organisations:

@@ -112,6 +112,16 @@ def read_system(path: Path) -> SystemDescription:
     return description
 
 
+def root_problem(root: str) -> str | None:
+    """Why a submission tree given on the command line cannot be read at all, or None if it can."""
+    try:
+        if not Path(root).is_dir():
+            return "not a folder"
+    except OSError as error:
+        return str(error.strerror or error)
+    return None
+
+
 def is_organisation(folder: Path) -> bool:
     return _is_dir(folder / "results") or _is_dir(folder / "systems")
 

@@ -32,7 +32,7 @@ from typing import Any
 from compliance.checker import CheckResult, check_log
 from compliance.logparse import FAST_JSON
 from compliance.ruleset import load_ruleset, show
-from compliance.submission import BenchmarkRuns, SystemDescription, find_organisations
+from compliance.submission import BenchmarkRuns, SystemDescription, find_organisations, root_problem
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 SCORING = "olympic: drop the fastest and the slowest run, mean of the rest; a failed run counts as the slowest"
@@ -402,12 +402,9 @@ def run_summarize(root: str, ruleset: str | None = None, out_dir: str | None = N
                   margin: float = 0.05, plots: bool = True, out=None) -> int:
     out = out or sys.stdout
     root_path = Path(root)
-    try:
-        if not root_path.is_dir():
-            out.write(f"{root}: unusable: not a folder\n")
-            return EXIT_UNUSABLE
-    except OSError as error:
-        out.write(f"{root}: unusable: {error.strerror or error}\n")
+    problem = root_problem(root)
+    if problem:
+        out.write(f"{root}: unusable: {problem}\n")
         return EXIT_UNUSABLE
     summary = summarize(root_path, ruleset, confidence, margin)
     if not summary["organisations"]:
