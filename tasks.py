@@ -124,7 +124,7 @@ def docker_run(c, bench, framework="pytorch", data=None, results="results", conf
         raise Exit(code=exit_code)
 
 
-@task(help={"name": "logger, checker, image_classification, recommendation (default: all)"})
+@task(positional=["name"], help={"name": "logger, checker, or a benchmark (default: all)"})
 def bench(c, name=None):
     """Speed benchmarks: log writer, checker, each benchmark's throughput against its peer."""
     _run(c, f"{PYTHON} -m harness.bench {shlex.quote(name) if name else ''}")

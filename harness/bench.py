@@ -2,7 +2,7 @@
 
 - logger: events/s of `compliance.mllog` against mlperf-logging's `mllog`, same 100,000 events
 - checker: this checker against mlperf-logging's on a 200,000-line resnet log
-- image_classification, recommendation: each benchmark's own `bench.run_bench()`
+- every built benchmark, by key or folder (resnet, image_classification, ...): its own `bench.run_bench()`
 """
 
 from __future__ import annotations
@@ -81,30 +81,49 @@ def bench_logger(events: int = 100_000) -> dict:
     return result
 
 
-def _module_bench(module: str):
+def _benchmark_bench(package: str):
     def run() -> dict:
-        return importlib.import_module(module).run_bench()
+        return importlib.import_module(f"{package}.bench").run_bench()
     return run
 
 
-BENCHES = {
-    "logger": bench_logger,
-    "checker": lambda: importlib.import_module("compliance.bench").run_checker_bench(),
-    "image_classification": _module_bench("image_classification.bench"),
-    "recommendation": _module_bench("recommendation.bench"),
-}
+def available_benches() -> dict:
+    """logger, checker, then every built benchmark by its MLLOG key (its `bench.run_bench()`)."""
+    from harness.benchmarks import built_benchmarks
+
+    benches = {"logger": bench_logger,
+               "checker": lambda: importlib.import_module("compliance.bench").run_checker_bench()}
+    for benchmark in built_benchmarks():
+        benches[benchmark.key] = _benchmark_bench(benchmark.package)
+    return benches
+
+
+def _resolve(name: str, benches: dict) -> str | None:
+    """A bench's name: logger, checker, or a benchmark by key, folder or path (get_benchmark's names)."""
+    from harness.benchmarks import get_benchmark
+    from harness.errors import UserError
+
+    if name in benches:
+        return name
+    try:
+        key = get_benchmark(name).key
+    except UserError:
+        return None
+    return key if key in benches else None
 
 
 def main(argv: list[str] | None = None) -> int:
-    names = (argv if argv is not None else sys.argv[1:]) or list(BENCHES)
-    unknown = [name for name in names if name not in BENCHES]
-    if unknown:
-        print(f"error: unknown bench '{unknown[0]}' (choose from {', '.join(BENCHES)})", file=sys.stderr)
+    benches = available_benches()
+    asked = (argv if argv is not None else sys.argv[1:]) or list(benches)
+    names = [_resolve(name, benches) for name in asked]
+    if None in names:
+        unknown = asked[names.index(None)]
+        print(f"error: unknown bench '{unknown}' (choose from {', '.join(benches)})", file=sys.stderr)
         return 2
     results = {}
     for name in names:
         console.rule(name)
-        results[name] = BENCHES[name]()
+        results[name] = benches[name]()
     out = Path(os.environ.get("MLBENCH_BENCH_OUT", "bench_results.json"))
     previous = json.loads(out.read_text()) if out.exists() else {}
     out.write_text(json.dumps({**previous, **results}, indent=1, default=str))

@@ -41,7 +41,7 @@ def _run_train(args: argparse.Namespace) -> int:
 def _run_data(args: argparse.Namespace) -> int:
     bench = get_benchmark(args.benchmark)
     dataset = bench.dataset_module()
-    data_dir = args.data_dir or f"data/{bench.folder}/{'tiny' if args.tiny else 'full'}"
+    data_dir = args.data_dir or bench.default_data_dir(args.tiny)
     if args.tiny:
         dataset.make_tiny(data_dir, seed=args.seed)
     else:

@@ -74,7 +74,7 @@ def require_engine() -> None:
 
 def image_tag(benchmark: str, framework: str) -> str:
     """The default tag: mlbench/<benchmark folder>:<framework>, e.g. mlbench/recommendation:pytorch."""
-    return f"mlbench/{get_benchmark(benchmark).folder}:{framework}"
+    return f"mlbench/{get_benchmark(benchmark).slug}:{framework}"
 
 
 def frameworks_for_wheelhouse(framework: str) -> tuple[str, ...]:
@@ -151,7 +151,7 @@ def build_image(benchmark: str, framework: str, *, base_image: str | None = None
     bench = get_benchmark(benchmark)
     dockerfile = bench.path / "Dockerfile"
     if not dockerfile.is_file():
-        raise UserError(f"{dockerfile.relative_to(REPO_ROOT)}: no Dockerfile for {bench.folder} yet")
+        raise UserError(f"{dockerfile.relative_to(REPO_ROOT)}: no Dockerfile for {bench.name} yet")
     require_engine()
     tag = tag or image_tag(benchmark, framework)
     if base_image and base_image.startswith("mlbench/") and not _image_exists(base_image):
@@ -196,14 +196,14 @@ def run_image(benchmark: str, framework: str, *, data_dir: str | os.PathLike | N
     bench = get_benchmark(benchmark)
     if data_dir is None:
         raise UserError(f"no data folder given: pass --data DIR, a prepared dataset mounted at /data "
-                        f"(e.g. `invoke data {bench.folder} --tiny` makes data/{bench.folder}/tiny)")
+                        f"(e.g. `invoke data {bench.key} --tiny` makes {bench.default_data_dir(True)})")
     data_path = Path(data_dir).resolve()
     if not data_path.is_dir():
-        raise UserError(f"{data_dir}: no such data folder (make it with `invoke data {bench.folder}`)")
+        raise UserError(f"{data_dir}: no such data folder (make it with `invoke data {bench.key}`)")
     require_engine()
     tag = tag or image_tag(benchmark, framework)
     if not _image_exists(tag):
-        raise UserError(f"no image {tag}: build it with `invoke docker-build {bench.folder} "
+        raise UserError(f"no image {tag}: build it with `invoke docker-build {bench.key} "
                         f"--framework {framework}`")
     results_path = Path(results_dir).resolve()
     results_path.mkdir(parents=True, exist_ok=True)
@@ -230,8 +230,7 @@ def remove_images(benchmark: str, frameworks: Sequence[str] = FRAMEWORKS) -> Non
     they hold several copies of the framework packages. Other images are left alone; the next
     build of any benchmark reinstalls its packages."""
     require_engine()
-    folder = get_benchmark(benchmark).folder
-    tags = [image_tag(folder, framework) for framework in frameworks]
+    tags = [image_tag(benchmark, framework) for framework in frameworks]
     present = [tag for tag in tags if _image_exists(tag)]
     if present:
         subprocess.run(docker_client() + ["image", "rm", *present], check=True, capture_output=True)

@@ -25,7 +25,7 @@ from harness.benchmarks import BENCHMARKS, FRAMEWORKS, REPO_ROOT
 from harness.errors import UserError
 
 DOCKER_BENCHMARK = "recommendation"  # the smallest images and the fastest smoke run
-BENCHMARKS_WITH_DOCKERFILE = [b.folder for b in BENCHMARKS.values() if (b.path / "Dockerfile").is_file()]
+BENCHMARKS_WITH_DOCKERFILE = [b.name for b in BENCHMARKS.values() if (b.path / "Dockerfile").is_file()]
 
 
 # ---- the convention, read from the Dockerfiles (no engine) ----------------------------------------
