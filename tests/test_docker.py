@@ -32,6 +32,9 @@ BENCHMARKS_WITH_DOCKERFILE = [b.name for b in BENCHMARKS.values() if (b.path / "
 
 @pytest.mark.parametrize("folder", BENCHMARKS_WITH_DOCKERFILE)
 def test_dockerfile_follows_the_convention(folder):
+    """`folder` is the benchmark's path: `recommendation`, or `translation/transformer` in a
+    two-benchmark folder, whose image takes the folder's toolkit modules and its own subfolder,
+    never the sibling benchmark (STYLE.md, "One folder, two benchmarks")."""
     text = (REPO_ROOT / folder / "Dockerfile").read_text().replace("\\\n", " ")  # join continued lines
     assert re.search(r"^ARG BASE_IMAGE=nvidia/cuda:\S+$", text, re.MULTILINE)
     assert re.search(r"^FROM \$\{BASE_IMAGE\} AS base$", text, re.MULTILINE)
@@ -47,6 +50,10 @@ def test_dockerfile_follows_the_convention(folder):
             "invoke", "train", folder, "--framework", framework, "--set", "run.data_dir=/data",
             "--out", "/results"]
     assert f"COPY {folder}/ /workspace/{folder}/" in text
+    if "/" in folder:  # the toolkit: the folder's own modules, not its other benchmark's subfolder
+        toolkit = folder.split("/")[0]
+        assert f"COPY {toolkit}/*.py /workspace/{toolkit}/" in text
+        assert f"COPY {toolkit}/ " not in text
 
 
 def test_the_image_installs_what_pyproject_pins():
