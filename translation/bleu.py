@@ -54,8 +54,11 @@ def _metric() -> sacrebleu.metrics.BLEU:
 
 
 def signature() -> str:
-    """sacrebleu's signature of this BLEU (tokenizer, case, smoothing, version): logged once per run."""
-    return str(_metric().get_signature())
+    """sacrebleu's signature of this BLEU (tokenizer, case, smoothing, version): logged once per run.
+    (sacrebleu knows the number of references only after scoring: one sentence is scored first.)"""
+    metric = _metric()
+    metric.corpus_score(["x"], [["x"]])
+    return str(metric.get_signature())
 
 
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> BleuScore:

@@ -45,7 +45,7 @@ from translation.vocabulary import MODEL_FILE, Vocabulary, train_vocabulary
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
 VOCAB_SIZE = 32768  # reference data_download.py _TARGET_VOCAB_SIZE
-TINY_VOCAB_SIZE = 4000
+TINY_VOCAB_SIZE = 2000
 # sentencepiece holds its training sentences in memory: above this many, an evenly spaced subset
 # (deterministic) trains the vocabulary; every pair is still encoded and trained on
 VOCAB_TRAINING_SENTENCES = 4_000_000
@@ -197,3 +197,14 @@ def load_for_training(cfg, replicas: int) -> Prepared:
     if replicas < 1:
         raise ConfigError(f"{replicas} replicas")
     return load_prepared(cfg.run.data_dir, cfg.run.verify_data, cfg.data.max_length)
+
+
+def epoch_batches(prepared: Prepared, cfg, epoch: int, rank: int = 0, world_size: int = 1) -> list[np.ndarray]:
+    """This replica's batches of `epoch` (translation/batching.py: the reference's length buckets of at
+    most `data.max_tokens_per_replica` tokens, drawn from (seed, epoch) alone: the same in both frameworks)."""
+    from translation.batching import shard_batches, token_batches
+
+    batches = token_batches(prepared.train_source.lengths, prepared.train_target.lengths,
+                            cfg.data.max_tokens_per_replica, cfg.data.max_length, cfg.run.seed, epoch,
+                            indices=prepared.train_indices)
+    return shard_batches(batches, rank, world_size)
