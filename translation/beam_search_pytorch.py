@@ -17,13 +17,17 @@ Option for GNMT: `coverage_penalty` beta > 0 adds beta * sum_j log(min(sum_t att
 the source positions j (Wu et al. 2016, eq. 14) to a finished sequence's score; the model's step
 function then returns its attention over the source, accumulated per hypothesis here.
 
-With beam_size 1 this is exactly greedy decoding (tests). Ties are broken like `topk` (the lower index).
+Option `finish_within_beam`: only EOS extensions ranked among the best `beam_size` of the 2 x
+beam_size candidates finish (fairseq's rule; the reference lets all 2 x beam_size finish). With it,
+beam_size 1 and alpha 0 is exactly greedy decoding (tests); without it a beam of 1 may also keep an
+EOS that was the runner-up token, which greedy decoding never does. The Transformer runs the
+reference's rule. Ties are broken like `topk` (the lower index).
 
     sequences, scores = beam_search(step_fn, initial_ids, cache, vocab_size, beam_size=4, alpha=0.6,
                                     max_decode_length=length + 50, eos_id=EOS_ID)
     best = sequences[:, 0, 1:]          # drop the initial id
 
-`step_fn(ids, step, cache) -> (logits, cache)` or `(logits, cache, attention)`: ids (batch*beam, step + 1),
+Scores are computed in `dtype` (float32; float64 for the parity tests). `step_fn(ids, step, cache) -> (logits, cache)` or `(logits, cache, attention)`: ids (batch*beam, step + 1),
 logits (batch*beam, vocab), attention (batch*beam, source length) when a coverage penalty is asked;
 every tensor in `cache` (a nested dict) has the batch*beam rows first.
 """
@@ -75,7 +79,8 @@ def _coverage(coverage: torch.Tensor, source_mask: torch.Tensor, beta: float) ->
 @torch.inference_mode()
 def beam_search(step_fn: Callable, initial_ids: torch.Tensor, initial_cache: dict, vocab_size: int, beam_size: int,
                 alpha: float, max_decode_length: int, eos_id: int, *, coverage_penalty: float = 0.0,
-                source_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                source_mask: torch.Tensor | None = None, dtype: torch.dtype = torch.float32,
+                finish_within_beam: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(sequences (batch, beam, length + 1) starting with the initial id, scores (batch, beam)), best first."""
     batch = initial_ids.shape[0]
     device = initial_ids.device
@@ -83,12 +88,12 @@ def beam_search(step_fn: Callable, initial_ids: torch.Tensor, initial_cache: dic
     if use_coverage and source_mask is None:
         raise ValueError("a coverage penalty needs the source mask")
     alive_seq = _expand(initial_ids.long(), beam_size).unsqueeze(2)  # (B, K, 1)
-    alive_log_probs = torch.full((batch, beam_size), float("-inf"), device=device)
+    alive_log_probs = torch.full((batch, beam_size), float("-inf"), dtype=dtype, device=device)
     alive_log_probs[:, 0] = 0.0
     alive_cache = _map(lambda t: _expand(t, beam_size), initial_cache)
-    alive_coverage = torch.zeros(batch, beam_size, source_mask.shape[1], device=device) if use_coverage else None
+    alive_coverage = torch.zeros(batch, beam_size, source_mask.shape[1], dtype=dtype, device=device) if use_coverage else None
     finished_seq = torch.zeros_like(alive_seq)
-    finished_scores = torch.full((batch, beam_size), -INF, device=device)
+    finished_scores = torch.full((batch, beam_size), -INF, dtype=dtype, device=device)
     finished_flags = torch.zeros((batch, beam_size), dtype=torch.bool, device=device)
     max_length_norm = length_normalization(alpha, max_decode_length)
 
@@ -105,8 +110,7 @@ def beam_search(step_fn: Callable, initial_ids: torch.Tensor, initial_cache: dic
         flat_logits, flat_cache = output[0], output[1]
         logits = _unflatten(flat_logits, batch)
         new_cache = _map(lambda t: _unflatten(t, batch), flat_cache)
-        log_probs = torch.log_softmax(logits.to(alive_log_probs.dtype), dim=-1) + alive_log_probs.unsqueeze(2)
-        alive_log_probs = alive_log_probs.to(log_probs.dtype)
+        log_probs = torch.log_softmax(logits.to(dtype), dim=-1) + alive_log_probs.unsqueeze(2)
         topk_log_probs, topk_indices = torch.topk(log_probs.reshape(batch, beam_size * vocab_size), k=2 * beam_size)
         topk_beams = torch.div(topk_indices, vocab_size, rounding_mode="floor")
         topk_seq = torch.cat([_gather(alive_seq, topk_beams), (topk_indices % vocab_size).unsqueeze(2)], dim=2)
@@ -128,10 +132,12 @@ def beam_search(step_fn: Callable, initial_ids: torch.Tensor, initial_cache: dic
         new_scores = topk_log_probs / length_normalization(alpha, step + 1)
         if use_coverage:
             new_scores = new_scores + _coverage(topk_coverage, source_mask, coverage_penalty)
+        if finish_within_beam:  # only EOS extensions ranked within the beam finish (module doc)
+            ends = ends & (torch.arange(2 * beam_size, device=device) < beam_size)
         new_scores = new_scores + (~ends).to(new_scores.dtype) * -INF
         finished_seq = torch.cat([finished_seq, torch.zeros_like(finished_seq[:, :, :1])], dim=2)
         all_seq = torch.cat([finished_seq, topk_seq], dim=1)
-        all_scores = torch.cat([finished_scores.to(new_scores.dtype), new_scores], dim=1)
+        all_scores = torch.cat([finished_scores, new_scores], dim=1)
         all_flags = torch.cat([finished_flags, ends], dim=1)
         finished_scores, finished_order = torch.topk(all_scores, k=beam_size)
         finished_seq = _gather(all_seq, finished_order)
@@ -140,5 +146,5 @@ def beam_search(step_fn: Callable, initial_ids: torch.Tensor, initial_cache: dic
 
     any_finished = finished_flags.any(dim=1)
     sequences = torch.where(any_finished[:, None, None], finished_seq, alive_seq)
-    scores = torch.where(any_finished[:, None], finished_scores, alive_log_probs.to(finished_scores.dtype))
+    scores = torch.where(any_finished[:, None], finished_scores, alive_log_probs)
     return sequences, scores

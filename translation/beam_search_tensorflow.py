@@ -52,7 +52,8 @@ def _coverage(coverage: tf.Tensor, source_mask: tf.Tensor, beta: float) -> tf.Te
 
 def beam_search(step_fn: Callable, initial_ids: tf.Tensor, initial_cache: dict, vocab_size: int, beam_size: int,
                 alpha: float, max_decode_length: int, eos_id: int, *, coverage_penalty: float = 0.0,
-                source_mask: tf.Tensor | None = None, dtype=tf.float32) -> tuple[tf.Tensor, tf.Tensor]:
+                source_mask: tf.Tensor | None = None, dtype=tf.float32,
+                finish_within_beam: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
     """(sequences (batch, beam, length + 1) starting with the initial id, scores (batch, beam)), best first."""
     batch = int(initial_ids.shape[0])
     use_coverage = coverage_penalty != 0.0
@@ -97,6 +98,8 @@ def beam_search(step_fn: Callable, initial_ids: tf.Tensor, initial_cache: dict, 
         new_scores = topk_log_probs / length_normalization(alpha, float(step + 1))
         if use_coverage:
             new_scores += _coverage(topk_coverage, source_mask, coverage_penalty)
+        if finish_within_beam:  # only EOS extensions ranked within the beam finish
+            ends = tf.logical_and(ends, (tf.range(2 * beam_size) < beam_size)[None, :])
         new_scores += (1.0 - tf.cast(ends, dtype)) * -INF
         finished_seq = tf.concat([finished_seq, tf.zeros_like(finished_seq[:, :, :1])], axis=2)
         all_seq = tf.concat([finished_seq, topk_seq], axis=1)

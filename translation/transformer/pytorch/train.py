@@ -93,7 +93,8 @@ def make_decoder(model: Transformer, cfg: Config, rt: torch_runtime.TorchRuntime
             encoder_outputs, bias = model.encode(inputs)
             sequences, _ = beam_search(model.decode_step, torch.zeros(len(source), dtype=torch.long, device=rt.device),
                                        model.initial_cache(encoder_outputs, bias), model.vocab_size, cfg.eval.beam_size,
-                                       cfg.eval.alpha, source.shape[1] + cfg.eval.extra_decode_length, EOS_ID)
+                                       cfg.eval.alpha, source.shape[1] + cfg.eval.extra_decode_length, EOS_ID,
+                                       dtype=torch.float64 if encoder_outputs.dtype == torch.float64 else torch.float32)
         return sequences[:, 0, 1:].cpu().tolist()
 
     return decode_batch

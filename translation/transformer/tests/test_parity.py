@@ -106,7 +106,8 @@ def test_beam_search_outputs_agree_token_for_token():
     with torch.inference_mode():
         encoded, bias = pt.eval().encode(torch.from_numpy(source))
         pt_sequences, pt_scores = torch_beam_search(pt.decode_step, torch.zeros(4, dtype=torch.long),
-                                                    pt.initial_cache(encoded, bias), VOCAB, 4, 0.6, max_length, EOS_ID)
+                                                    pt.initial_cache(encoded, bias), VOCAB, 4, 0.6, max_length, EOS_ID,
+                                                    dtype=torch.float64)
     encoded, bias = tk.encode(tf.constant(source))
     tf_sequences, tf_scores = tf_beam_search(tk.decode_step, tf.zeros([4], tf.int32), tk.initial_cache(encoded, bias),
                                              VOCAB, 4, 0.6, max_length, EOS_ID, dtype=tf.float64)
