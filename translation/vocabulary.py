@@ -35,12 +35,16 @@ def train_vocabulary(sentences: Iterable[str], model_file: str | os.PathLike, vo
     model_file.parent.mkdir(parents=True, exist_ok=True)
     temporary = model_file.with_name(model_file.name + ".partial")
     with open(temporary, "wb") as writer:
-        spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(sentences), model_writer=writer, vocab_size=vocab_size, model_type="bpe",
-            pad_id=PAD_ID, eos_id=EOS_ID, unk_id=UNK_ID, bos_id=-1, pad_piece="<pad>", eos_piece="<EOS>",
-            normalization_rule_name="identity", byte_fallback=True, character_coverage=1.0,
-            num_threads=1, input_sentence_size=0, shuffle_input_sentence=False,
-            max_sentence_length=max_sentence_length, minloglevel=2)
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(sentences), model_writer=writer, vocab_size=vocab_size, model_type="bpe",
+                pad_id=PAD_ID, eos_id=EOS_ID, unk_id=UNK_ID, bos_id=-1, pad_piece="<pad>", eos_piece="<EOS>",
+                normalization_rule_name="identity", byte_fallback=True, character_coverage=1.0,
+                num_threads=1, input_sentence_size=0, shuffle_input_sentence=False,
+                max_sentence_length=max_sentence_length, minloglevel=2)
+        except RuntimeError as error:  # e.g. a vocabulary size the text cannot fill
+            raise DatasetError(f"{model_file}: cannot learn a {vocab_size}-piece vocabulary "
+                               f"({str(error).strip().splitlines()[-1]})") from None
     os.replace(temporary, model_file)
     return model_file
 
