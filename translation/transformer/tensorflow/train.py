@@ -75,7 +75,7 @@ def make_train_step(model: Transformer, optimizer: TorchAdam, strategy: tf.distr
         optimizer.learning_rate.assign(lr)
         return replica_step(source, target)
 
-    @tf.function
+    @tf.function(reduce_retracing=True)  # per-replica batches of any length: shapes generalize after a few traces
     def distributed_step(sources, targets, lr):
         optimizer.learning_rate.assign(lr)
         loss_sums, token_counts = strategy.run(replica_step, args=(sources, targets))

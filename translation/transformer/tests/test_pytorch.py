@@ -97,3 +97,33 @@ def test_resumed_run_reproduces_the_uninterrupted_one(two_epoch_run, small_data,
 def test_a_big_model_with_other_sizes_is_a_config_error(small_data, tmp_path):
     with pytest.raises(ConfigError, match="set model.variant=REDUCED"):
         train.main(smoke_config(small_data, tmp_path, "model.variant=big"))
+
+
+@pytest.mark.slow
+def test_reference_config_three_runs_in_the_submission_layout(tmp_path):
+    """`--config reference --runs 3` on tiny data: the full Transformer big, one epoch of one step
+    (20 pairs), BLEU of 5 test sentences with outputs of at most input + 2 tokens; overrides only
+    what the tiny data forces (README "Running")."""
+    from compliance.package_checker import check_organisation
+    from compliance.submission import find_organisations
+    from harness.runner import train as run_train
+    from translation.transformer import dataset
+
+    data = dataset.make_tiny(tmp_path / "data", seed=0, vocab_size=400, test=5, dev=5, train=20)
+    results = run_train("transformer", "pytorch", "reference", runs=3, out=str(tmp_path / "submission"),
+                        overrides=[f"run.data_dir={data}", "run.threads=2", "run.progress=false",
+                                   "schedule.max_epochs=1", "eval.extra_decode_length=2"])
+    logs = sorted((tmp_path / "submission").glob("*/results/*/transformer/result_*.txt"))
+    assert len(logs) == 3 and len({result.log_file for result in results}) == 3
+    seeds = set()
+    for log in logs:
+        assert target_only_errors(log, "mlbench-1.0.0") == []
+        seeds.add(check_log(str(log), "mlbench-1.0.0").seed)
+    assert len(seeds) == 3
+    (organisation,) = find_organisations(tmp_path / "submission")
+    report = check_organisation(organisation, "mlbench-1.0.0")
+    assert report.runs_checked == 3
+    assert [problem for problem in report.problems
+            if "eval_accuracy: wanted an evaluation reaching" not in problem[2]
+            and not problem[2].startswith("3 runs failed")
+            and not problem[2].startswith("3 result files, 10 required")] == []  # 3 runs keep the test short
