@@ -75,6 +75,20 @@ def decode_event(text: str) -> Any:
     return event
 
 
+_permissive_decoder = json.JSONDecoder()
+
+
+def decode_event_permissive(text: str) -> Any:
+    """json.loads as Python (and mlperf-logging) reads a line: NaN, Infinity and 1e999 become floats.
+
+    For rulesets where non-finite numbers are only a warning; ValueError for anything else wrong.
+    """
+    try:
+        return _permissive_decoder.decode(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def _refuse_infinite_floats(value: Any) -> None:
     """NonFiniteNumber if any float in `value` is infinite (an overflowing literal), iteratively."""
     stack = [value]
@@ -244,6 +258,19 @@ def finite_time(value: Any) -> float | None:
     return None
 
 
+def float_time(value: Any) -> float | None:
+    """time_ms as mlperf-logging reads it (`float(m['time_ms'])`: a numeric string, a boolean, any
+    number), when that gives a finite float; None otherwise."""
+    if not isinstance(value, (str, int, float)):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 __all__ = ["MARKER", "MAX_LINE_BYTES", "EVENT_TYPES", "UnusableInput", "NonFiniteNumber", "decode_event",
+           "decode_event_permissive",
            "duplicate_field", "fast_loads", "FAST_JSON",
-           "json_error_text", "open_log", "iter_lines", "event_text", "iter_events", "finite_time"]
+           "json_error_text", "open_log", "iter_lines", "event_text", "iter_events", "finite_time", "float_time"]
