@@ -21,10 +21,12 @@ how many). Time is linear in the size of the file.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import math
 import operator
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +49,7 @@ from compliance.logparse import (
     open_log,
 )
 from compliance.ruleset import (
+    Constraint,
     KeyRule,
     Quality,
     RuleFileError,
@@ -76,6 +79,7 @@ _INTERVALS = {"block_start": ("block", 1), "block_stop": ("block", -1),
 _EVENT_FIELDS = ("namespace", "time_ms", "event_type", "key", "value", "metadata")
 _EVENT_FIELD_GETTER = operator.itemgetter("key", "time_ms", "event_type", "value", "metadata")
 _SLOT_KIND = ("", "block", "epoch", "eval")
+_NUMBER_TYPES = frozenset((int, float))
 _INTERVAL_SLOT = {key: _SLOT_KIND.index(kind) for key, (kind, _) in _INTERVALS.items()}
 _EXPECTED_EVENT_TYPE = {
     "init_start": "INTERVAL_START", "init_stop": "INTERVAL_END",
@@ -242,6 +246,15 @@ class _Tracker:
             self.dropped += 1
 
 
+def _bounds_test(constraint: Constraint) -> Callable[[float], bool] | None:
+    """`constraint.check(x) is None` for a number x, quicker, when the constraint is only bounds."""
+    bounds = {"gt": constraint.gt, "ge": constraint.ge, "lt": constraint.lt, "le": constraint.le}
+    if not dataclasses.replace(constraint, gt=None, ge=None, lt=None, le=None).is_empty:
+        return None
+    gt, ge, lt, le = (bounds[name] for name in ("gt", "ge", "lt", "le"))
+    return lambda x: (gt is None or x > gt) and (ge is None or x >= ge) and (lt is None or x < lt) and (le is None or x <= le)
+
+
 class _Unusual(Exception):
     """Internal: this line leaves the fast path."""
 
@@ -399,24 +412,51 @@ class _Pass:
         self.notes: dict[str, list] = {}  # kind -> [severity, line, key, wanted, found, count]: one finding per kind
         self.best_score: float | None = None
         self.valid_check = None if self.quality is None or self.quality.valid.is_empty else self.quality.valid.check
+        self.in_valid_range = _bounds_test(self.quality.valid) if self.quality is not None else None
+        # One metric, one target: the per-eval test without Quality.reached's generality.
+        self.simple_target = self.quality.target if self.quality is not None and not self.quality.components \
+            and not self.quality.target_when else None
 
     # -- the pass ------------------------------------------------------------------------------
     def _plans(self) -> dict[str, tuple]:
-        """Per key, everything the per-line step needs, found with one dict lookup: (trackers,
-        watched by order/timing rules, lifecycle code, expected event_type, interval slot and step)."""
+        """Per key, everything the per-line step needs, found with one dict lookup: (trackers to
+        update on this line, the metadata fields its rules require, watched by order/timing rules,
+        lifecycle code, expected event_type, interval slot).
+
+        A tracker whose rule only needs to know that its key occurred (no value rule, not exactly
+        one) leaves the plan after its first occurrence (`_retire`): per line, only its required
+        metadata is still checked, at the plan's level.
+        """
         codes = {"run_start": 1, "run_stop": 2, "eval_accuracy": 4, "seed": 5, "submission_benchmark": 6,
-                 "submission_ruleset": 7, **{key: 3 for key in _INTERVALS}}
+                 "submission_ruleset": 7,
+                 **{key: 3 if step > 0 else 8 for key, (_, step) in _INTERVALS.items()}}
         keys = set(self.trackers) | set(self.watched) | set(codes) | set(_EXPECTED_EVENT_TYPE)
-        return {key: (tuple(self.trackers.get(key, ())), key in self.watched, codes.get(key, 0),
-                      _EXPECTED_EVENT_TYPE.get(key), _INTERVAL_SLOT.get(key, 0), _INTERVALS.get(key, ("", 0))[1])
-                for key in keys}
+        plans = {}
+        for key in keys:
+            trackers = tuple(self.trackers.get(key, ()))
+            need = frozenset().union(*(t.required_meta for t in trackers))
+            plans[key] = (trackers, (next(iter(need)) if len(need) == 1 else need) if need else None,
+                          key in self.watched, codes.get(key, 0), _EXPECTED_EVENT_TYPE.get(key), _INTERVAL_SLOT.get(key, 0))
+        return plans
+
+    def _retire(self, plans: dict[str, tuple], key: str) -> None:
+        """Drop from `key`'s plan the trackers that have seen all they need (their first occurrence)."""
+        trackers, *rest = plans[key]
+        plans[key] = (tuple(t for t in trackers if t.slow or t.count == 0), *rest)
+
+    def _missing_metadata(self, key: str, lineno: int, metadata: dict) -> None:
+        for tracker in self.trackers[key]:
+            if not metadata.keys() >= tracker.required_meta:
+                tracker.missing_metadata(lineno, metadata)
 
     def run(self) -> None:
         result = self.result
         add = self.findings.add
-        plans_get = self._plans().get
+        plans = self._plans()
+        plans_get = plans.get
         tolerance = self.policy.clock_tolerance_ms
         event_types = EVENT_TYPES
+        numbers = _NUMBER_TYPES
         type_policy = self.policy.event_type_matches_key
         pairing = self.policy.interval_pairing
         clock_run, clock_init = self.policy.clock_timed_region, self.policy.clock_before_run_start
@@ -456,14 +496,20 @@ class _Pass:
                 # or mistyped field, a field given twice) goes to _slow_event, which decodes the
                 # line again carefully and reports exactly what is wrong.
                 try:
-                    event = loads(raw[position + skip:])
+                    start = position + skip
+                    event = loads(raw[start:])
                     key, time_ms, event_type, value, metadata = fields(event)
                     plan = plans_get(key)  # a list or dict key raises TypeError: unusual
                     if ((plan is None and type(key) is not str) or type(metadata) is not dict
-                            or event_type not in event_types
-                            or (type(time_ms) is not int and type(time_ms) is not float)
-                            or not 0 <= time_ms <= 1e17
-                            or raw.count(b'":', position) != len(event) + len(metadata)):
+                            or event_type not in event_types or type(time_ms) not in numbers
+                            or not 0 <= time_ms <= 1e17):
+                        raise _Unusual
+                    # A field given twice: every name in the JSON text is followed by a colon, so
+                    # as many colons as decoded fields means none is repeated (nor nested, nor
+                    # any colon in a string). One byte is quick to count; only a line with more
+                    # colons counts the two-byte '":', and only a mismatch there is unusual.
+                    fields_count = len(event) + len(metadata)
+                    if raw.count(b":", start) != fields_count and raw.count(b'":', start) != fields_count:
                         raise _Unusual
                 except ValueError as error:  # the decoder refused the line (bad JSON, NaN, bad UTF-8)
                     parsed = self._slow_event(lineno, position, raw, None, error)
@@ -490,25 +536,32 @@ class _Pass:
                     continue
                 if plan is None:
                     continue  # a key no rule mentions: allowed, nothing more to check
-                trackers, watched, code, expected, slot, step = plan
+                trackers, need, watched, code, expected, slot = plan
                 if expected is not None and event_type != expected and event_type is not None:
                     add(type_policy, lineno, key, f"event_type {expected}", f"event_type {event_type}", "type")
                 if watched:
                     self._order_and_timing(key, lineno, time_ms)
-                for tracker in trackers:
-                    tracker.count += 1
-                    if tracker.slow or tracker.count == 1:
-                        track(tracker, lineno, value, metadata)
-                    if tracker.required_meta and not metadata.keys() >= tracker.required_meta:
-                        tracker.missing_metadata(lineno, metadata)
+                if trackers:
+                    retire = False
+                    for tracker in trackers:
+                        tracker.count += 1
+                        if tracker.slow:
+                            track(tracker, lineno, value, metadata)
+                        elif tracker.count == 1:
+                            track(tracker, lineno, value, metadata)
+                            retire = True
+                    if retire:
+                        self._retire(plans, key)
+                if need is not None and (need not in metadata if need.__class__ is str else not metadata.keys() >= need):
+                    self._missing_metadata(key, lineno, metadata)
                 if code:
-                    if code == 3:
-                        if step > 0:
-                            if opened[slot]:
-                                add(pairing, lineno, key, f"{_SLOT_KIND[slot]}_stop before the next {key}",
-                                    f"a {_SLOT_KIND[slot]} interval still open", "pairing")
-                            opened[slot] += 1
-                        elif opened[slot]:
+                    if code == 3:  # an interval starts
+                        if opened[slot]:
+                            add(pairing, lineno, key, f"{_SLOT_KIND[slot]}_stop before the next {key}",
+                                f"a {_SLOT_KIND[slot]} interval still open", "pairing")
+                        opened[slot] += 1
+                    elif code == 8:  # ... and stops
+                        if opened[slot]:
                             opened[slot] -= 1
                         else:
                             add(pairing, lineno, key, f"a {_SLOT_KIND[slot]}_start before it",
@@ -785,12 +838,13 @@ class _Pass:
             numbers = [value[name] for name, _ in quality.components]
         else:
             numbers = (value,)
-        valid_check = self.valid_check
+        valid_check, in_range, fast_range = self.valid_check, True, self.in_valid_range
         for number in numbers:
             if type(number) is not float and type(number) is not int:
                 self.findings.add("error", lineno, quality.key, f"a number ({quality.metric})", show(number), "quality")
                 return
-            if valid_check is not None and valid_check(number) is not None:
+            if valid_check is not None and (not fast_range(number) if fast_range is not None else valid_check(number) is not None):
+                in_range = False
                 self.findings.add(self.policy.out_of_range_quality, lineno, quality.key,
                                   f"a {quality.metric} value {quality.valid.describe()}", show(number), "range")
         score = value if not quality.components else min(
@@ -802,7 +856,12 @@ class _Pass:
         if self.context_keys and not self.context:
             self.context = {t.rule.key: t.first_value for t in self.base_trackers
                             if t.rule.key in self.context_keys and t.count}
-        if quality.reached(value, self.context, self.division):
+        target = self.simple_target
+        if target is not None:  # as Quality.reached: a finite number in the valid range, on the right side
+            reached = in_range and math.isfinite(value) and (value >= target if quality.higher_is_better else value <= target)
+        else:
+            reached = quality.reached(value, self.context, self.division)
+        if reached:
             if self.reached_line is None:
                 self.reached_line = lineno
             if not after_stop and (self.reached_time is None or time_ms < self.reached_time):
