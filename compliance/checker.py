@@ -26,9 +26,9 @@ import gc
 import math
 import operator
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from compliance.logparse import (
     EVENT_TYPES,
@@ -255,6 +255,69 @@ def _bounds_test(constraint: Constraint) -> Callable[[float], bool] | None:
     return lambda x: (gt is None or x > gt) and (ge is None or x >= ge) and (lt is None or x < lt) and (le is None or x <= le)
 
 
+BLOCK_BYTES = 64 * 1024  # read in blocks: fewer calls per line than readline, little memory
+
+
+def _blocks(handle: BinaryIO, limit: int) -> Iterator[bytes | None]:
+    """Whole lines joined by b"\n" (without the last newline), block after block; None for a line of
+    `limit` bytes or more, dropped in bounded chunks.
+
+    Lines are exactly readline's (a line ends at b"\n"; the last one may not). A line longer than
+    a block is completed with one readline, so a 50 MB line is not copied block after block.
+    """
+    read, readline = handle.read, handle.readline
+    carry = b""
+    while True:
+        data = read(BLOCK_BYTES)
+        if not data:
+            if carry:
+                yield carry
+            return
+        if carry:
+            data = carry + data
+        end = data.rfind(b"\n")
+        if end >= 0:
+            carry = data[end + 1:]
+            yield data[:end]
+            continue
+        rest = readline(max(1, limit - len(data)))  # a line longer than a block: finish it in one call
+        line, carry = data + rest, b""
+        if len(line) >= limit and not line.endswith(b"\n"):
+            while True:
+                chunk = readline(limit)
+                if not chunk or chunk.endswith(b"\n"):
+                    break
+            yield None
+        else:
+            yield line[:-1] if line.endswith(b"\n") else line
+
+
+def _split_block(chunk: bytes) -> tuple[list[bytes | None], list[bytes] | None, list[int] | None, int]:
+    """A block's JSON bodies (None for a line without the marker), and the colons outside them.
+
+    When every line starts with the only marker it holds (a log as writers write it), the bodies
+    come from one split. Otherwise each line is cut after its last marker, as mlperf-logging's
+    `re.sub(".*:::MLLOG ")` does, and the lines and marker positions are returned too.
+    """
+    if chunk.startswith(MARKER):
+        bodies = chunk[MARKER_LENGTH:].split(b"\n" + MARKER)
+        count = len(bodies)  # each line starts with a marker, and holds no other, and no line is left
+        if chunk.count(MARKER) == count and chunk.count(b"\n") == count - 1:
+            return bodies, None, None, 3 * count
+    lines = chunk.split(b"\n")
+    positions = [line.rfind(MARKER) for line in lines]
+    bodies: list[bytes | None] = []
+    outside = 0
+    for line, position in zip(lines, positions, strict=True):
+        if position < 0:
+            bodies.append(None)
+            outside += line.count(b":")
+        else:
+            bodies.append(line[position + MARKER_LENGTH:])
+            outside += line.count(b":", 0, position + MARKER_LENGTH)
+    return bodies, lines, positions, outside
+
+
 class _Unusual(Exception):
     """Internal: this line leaves the fast path."""
 
@@ -409,6 +472,7 @@ class _Pass:
         self.reached_time: float | None = None  # the earliest one written before run_stop
         self.best: Any = None
         self.stop_time = 0.0
+        self.duplicates_reported: set[int] = set()  # lines whose repeated field is reported
         self.notes: dict[str, list] = {}  # kind -> [severity, line, key, wanted, found, count]: one finding per kind
         self.best_score: float | None = None
         self.valid_check = None if self.quality is None or self.quality.valid.is_empty else self.quality.valid.check
@@ -464,7 +528,7 @@ class _Pass:
         loads = fast_loads
         fields = _EVENT_FIELD_GETTER
         limit = MAX_LINE_BYTES
-        marker, skip = MARKER, MARKER_LENGTH
+        marker = MARKER
         track = self._track_slow
         opened = self.open_intervals  # [unused, block, epoch, eval]
         previous_time = -math.inf
@@ -473,124 +537,124 @@ class _Pass:
         lineno = 0
         rejected = 0  # lines that are not (valid) events: events = lineno - rejected
         with open_log(result.path) as handle:
-            readline = handle.readline
-            while True:
-                raw = readline(limit)
-                if not raw:
-                    break
-                lineno += 1
-                if len(raw) >= limit and raw[-1] != 10:
-                    while True:  # drop the rest of an over-long line in bounded chunks
-                        chunk = readline(limit)
-                        if not chunk or chunk[-1] == 10:
-                            break
+            for chunk in _blocks(handle, limit):
+                first = lineno + 1
+                if chunk is None:  # one line over the limit, skipped
+                    lineno = first
                     add("error", lineno, "(line)", f"a line shorter than {limit // 2**20} MiB",
                         "a longer line (skipped)", "long")
                     rejected += 1
                     continue
-                position = raw.rfind(marker)
-                if position < 0:
-                    rejected += 1  # not an event line at all
-                    continue
-                # Fast path: a well-formed event line. Anything unusual (bad JSON, NaN, a missing
-                # or mistyped field, a field given twice) goes to _slow_event, which decodes the
-                # line again carefully and reports exactly what is wrong.
-                try:
-                    start = position + skip
-                    event = loads(raw[start:])
-                    key, time_ms, event_type, value, metadata = fields(event)
-                    plan = plans_get(key)  # a list or dict key raises TypeError: unusual
-                    if ((plan is None and type(key) is not str) or type(metadata) is not dict
-                            or event_type not in event_types or type(time_ms) not in numbers
-                            or not 0 <= time_ms <= 1e17):
-                        raise _Unusual
-                    # A field given twice: every name in the JSON text is followed by a colon, so
-                    # as many colons as decoded fields means none is repeated (nor nested, nor
-                    # any colon in a string). One byte is quick to count; only a line with more
-                    # colons counts the two-byte '":', and only a mismatch there is unusual.
-                    fields_count = len(event) + len(metadata)
-                    if raw.count(b":", start) != fields_count and raw.count(b'":', start) != fields_count:
-                        raise _Unusual
-                except ValueError as error:  # the decoder refused the line (bad JSON, NaN, bad UTF-8)
-                    parsed = self._slow_event(lineno, position, raw, None, error)
-                    if parsed is None:
+                # A field given twice: every name in a JSON text is followed by a colon, so a block
+                # holding as many colons as its markers, prefixes and decoded fields (and whatever
+                # the lines the careful path read) repeats no field; otherwise _recheck_block
+                # finds the lines (a colon in a string, a nested object, or a field twice).
+                bodies, lines, positions, expected = _split_block(chunk)
+                colons = chunk.count(b":")
+                for lineno, body in enumerate(bodies, first):
+                    if body is None:  # not an event line at all
                         rejected += 1
                         continue
-                    key, time_ms, event_type, value, metadata = parsed
-                    plan = plans_get(key)
-                except (KeyError, TypeError, IndexError, _Unusual):  # decoded, but unusual
-                    parsed = self._slow_event(lineno, position, raw, event, None)
-                    if parsed is None:
-                        rejected += 1
+                    # Fast path: a well-formed event line. Anything unusual (bad JSON, NaN, a
+                    # missing or mistyped field) goes to _slow_event, which decodes the line
+                    # again carefully and reports exactly what is wrong.
+                    try:
+                        event = loads(body)
+                        key, time_ms, event_type, value, metadata = fields(event)
+                        plan = plans_get(key)  # a list or dict key raises TypeError: unusual
+                        if ((plan is None and type(key) is not str) or type(metadata) is not dict
+                                or event_type not in event_types or type(time_ms) not in numbers
+                                or not 0 <= time_ms <= 1e17):
+                            raise _Unusual
+                        expected += len(event) + len(metadata)
+                    except ValueError as error:  # the decoder refused the line (bad JSON, NaN, bad UTF-8)
+                        expected += body.count(b":")
+                        index = lineno - first
+                        parsed = self._slow_event(lineno, positions[index] if positions else 0,
+                                                  lines[index] if lines else marker + body, None, error)
+                        if parsed is None:
+                            rejected += 1
+                            continue
+                        key, time_ms, event_type, value, metadata = parsed
+                        plan = plans_get(key)
+                    except (KeyError, TypeError, IndexError, _Unusual):  # decoded, but unusual
+                        expected += body.count(b":")
+                        index = lineno - first
+                        parsed = self._slow_event(lineno, positions[index] if positions else 0,
+                                                  lines[index] if lines else marker + body, event, None)
+                        if parsed is None:
+                            rejected += 1
+                            continue
+                        key, time_ms, event_type, value, metadata = parsed
+                        plan = plans_get(key)
+                    # -- the clock ------------------------------------------------------------------
+                    if time_ms < previous_time and time_ms < previous_time - tolerance:
+                        add(clock_run if in_run else clock_init, lineno, key,
+                            f"time_ms >= {show(previous_time)} (time never goes backwards)",
+                            f"{show(time_ms)}, {show(previous_time - time_ms)} ms earlier than the event before",
+                            "clock")
+                    previous_time = time_ms
+                    if stopped and not self._after_stop(lineno, key, time_ms, count_after_stop):
                         continue
-                    key, time_ms, event_type, value, metadata = parsed
-                    plan = plans_get(key)
-                # -- the clock ------------------------------------------------------------------
-                if time_ms < previous_time and time_ms < previous_time - tolerance:
-                    add(clock_run if in_run else clock_init, lineno, key,
-                        f"time_ms >= {show(previous_time)} (time never goes backwards)",
-                        f"{show(time_ms)}, {show(previous_time - time_ms)} ms earlier than the event before",
-                        "clock")
-                previous_time = time_ms
-                if stopped and not self._after_stop(lineno, key, time_ms, count_after_stop):
-                    continue
-                if plan is None:
-                    continue  # a key no rule mentions: allowed, nothing more to check
-                trackers, need, watched, code, expected, slot = plan
-                if expected is not None and event_type != expected and event_type is not None:
-                    add(type_policy, lineno, key, f"event_type {expected}", f"event_type {event_type}", "type")
-                if watched:
-                    self._order_and_timing(key, lineno, time_ms)
-                if trackers:
-                    retire = False
-                    for tracker in trackers:
-                        tracker.count += 1
-                        if tracker.slow:
-                            track(tracker, lineno, value, metadata)
-                        elif tracker.count == 1:
-                            track(tracker, lineno, value, metadata)
-                            retire = True
-                    if retire:
-                        self._retire(plans, key)
-                if need is not None and (need not in metadata if need.__class__ is str else not metadata.keys() >= need):
-                    self._missing_metadata(key, lineno, metadata)
-                if code:
-                    if code == 3:  # an interval starts
-                        if opened[slot]:
-                            add(pairing, lineno, key, f"{_SLOT_KIND[slot]}_stop before the next {key}",
-                                f"a {_SLOT_KIND[slot]} interval still open", "pairing")
-                        opened[slot] += 1
-                    elif code == 8:  # ... and stops
-                        if opened[slot]:
-                            opened[slot] -= 1
-                        else:
-                            add(pairing, lineno, key, f"a {_SLOT_KIND[slot]}_start before it",
-                                f"no open {_SLOT_KIND[slot]} interval", "pairing")
-                    elif code == 4:
-                        self._eval(lineno, time_ms, value, metadata, stopped)
-                    elif code == 1:
-                        if not stopped:  # the last run_start before run_stop, as mlperf-logging's summarizer
-                            result.run_start_ms = time_ms
-                        in_run = True
-                    elif code == 2:
-                        if not stopped:  # the first run_stop stops the clock; a second one is counted
-                            self._run_stop(lineno, time_ms, metadata)
-                            stopped = True
-                    elif code == 5:
-                        if result.seed is None:
-                            result.seed = value
-                            result.seed_site = (metadata.get("file"), metadata.get("lineno"))
-                    elif code == 6:
-                        if not isinstance(value, str) or value not in self.rules.benchmark_names:
-                            add("error", lineno, key, "one of " + ", ".join(self.rules.benchmark_names) +
-                                f" (the benchmarks of {self.rules.name})", show(value), "benchmark")
-                    elif code == 7:
-                        if isinstance(value, str) and value not in available_rulesets():
-                            add(self.policy.unknown_ruleset_named, lineno, key, "one of " + ", ".join(available_rulesets()),
-                                show(value) + " (an unknown ruleset)", "ruleset")
-                        elif value != self.rules.name:
-                            add("warning", lineno, key, f"{self.rules.name} (the ruleset checked against)",
-                                show(value), "ruleset")
+                    if plan is None:
+                        continue  # a key no rule mentions: allowed, nothing more to check
+                    trackers, need, watched, code, wanted_type, slot = plan
+                    if wanted_type is not None and event_type != wanted_type and event_type is not None:
+                        add(type_policy, lineno, key, f"event_type {wanted_type}", f"event_type {event_type}", "type")
+                    if watched:
+                        self._order_and_timing(key, lineno, time_ms)
+                    if trackers:
+                        retire = False
+                        for tracker in trackers:
+                            tracker.count += 1
+                            if tracker.slow:
+                                track(tracker, lineno, value, metadata)
+                            elif tracker.count == 1:
+                                track(tracker, lineno, value, metadata)
+                                retire = True
+                        if retire:
+                            self._retire(plans, key)
+                    if need is not None and (need not in metadata if need.__class__ is str else not metadata.keys() >= need):
+                        self._missing_metadata(key, lineno, metadata)
+                    if code:
+                        if code == 3:  # an interval starts
+                            if opened[slot]:
+                                add(pairing, lineno, key, f"{_SLOT_KIND[slot]}_stop before the next {key}",
+                                    f"a {_SLOT_KIND[slot]} interval still open", "pairing")
+                            opened[slot] += 1
+                        elif code == 8:  # ... and stops
+                            if opened[slot]:
+                                opened[slot] -= 1
+                            else:
+                                add(pairing, lineno, key, f"a {_SLOT_KIND[slot]}_start before it",
+                                    f"no open {_SLOT_KIND[slot]} interval", "pairing")
+                        elif code == 4:
+                            self._eval(lineno, time_ms, value, metadata, stopped)
+                        elif code == 1:
+                            if not stopped:  # the last run_start before run_stop, as mlperf-logging's summarizer
+                                result.run_start_ms = time_ms
+                            in_run = True
+                        elif code == 2:
+                            if not stopped:  # the first run_stop stops the clock; a second one is counted
+                                self._run_stop(lineno, time_ms, metadata)
+                                stopped = True
+                        elif code == 5:
+                            if result.seed is None:
+                                result.seed = value
+                                result.seed_site = (metadata.get("file"), metadata.get("lineno"))
+                        elif code == 6:
+                            if not isinstance(value, str) or value not in self.rules.benchmark_names:
+                                add("error", lineno, key, "one of " + ", ".join(self.rules.benchmark_names) +
+                                    f" (the benchmarks of {self.rules.name})", show(value), "benchmark")
+                        elif code == 7:
+                            if isinstance(value, str) and value not in available_rulesets():
+                                add(self.policy.unknown_ruleset_named, lineno, key, "one of " + ", ".join(available_rulesets()),
+                                    show(value) + " (an unknown ruleset)", "ruleset")
+                            elif value != self.rules.name:
+                                add("warning", lineno, key, f"{self.rules.name} (the ruleset checked against)",
+                                    show(value), "ruleset")
+                if expected != colons:
+                    self._recheck_block(first, bodies)
         result.lines = lineno
         result.events = lineno - rejected
         self._finish()
@@ -636,11 +700,9 @@ class _Pass:
             else:  # 50 MB of nested data is not parsed twice: only the event's own fields are counted
                 duplicate = next((name for name in _EVENT_FIELDS if body.count(b'"%s":' % name.encode()) > 1), None)
             if duplicate is not None:
-                wanted, found = "each field once in a JSON object", f"field {show(duplicate)} twice"
+                self._duplicate(lineno, duplicate)
                 if policy.duplicate_fields == "error":
-                    add("error", lineno, "(line)", wanted, found + " (a JSON parser keeps only the last one)", "json")
                     return None
-                self._note(policy.duplicate_fields, lineno, "(line)", wanted, found + " (the last one is read)", "duplicate")
         key = event.get("key")
         if type(key) is not str:
             found = "no key" if "key" not in event else f"key {show(key)}"
@@ -682,6 +744,38 @@ class _Pass:
             self._note(policy.metadata_object, lineno, key, "a metadata object", found + " (read as empty)", "metadata")
             metadata = {}
         return key, time_ms, event_type, event["value"], metadata
+
+    def _recheck_block(self, first: int, bodies: list[bytes | None]) -> None:
+        """A block with more colons than its lines' decoded fields: find a field given twice.
+
+        The lines were checked already (a repeated field is read as its last value, as json.loads
+        and mlperf-logging read it); what is left is to report it, which the ruleset makes an error
+        or a warning. Lines the careful path read have been reported there.
+        """
+        for lineno, body in enumerate(bodies, first):
+            if body is None or lineno in self.duplicates_reported:
+                continue
+            try:
+                event = fast_loads(body)
+                expected = len(event) + len(event["metadata"])
+            except (ValueError, TypeError, KeyError):
+                continue
+            if body.count(b":") == expected or body.count(b'":') == expected:
+                continue
+            if len(body) <= LARGE_LINE_BYTES:
+                duplicate = duplicate_field(body.decode("utf-8", "replace"))
+            else:
+                duplicate = next((name for name in _EVENT_FIELDS if body.count(b'"%s":' % name.encode()) > 1), None)
+            if duplicate is not None:
+                self._duplicate(lineno, duplicate)
+
+    def _duplicate(self, lineno: int, name: str) -> None:
+        self.duplicates_reported.add(lineno)
+        wanted, found = "each field once in a JSON object", f"field {show(name)} twice"
+        if self.policy.duplicate_fields == "error":
+            self.findings.add("error", lineno, "(line)", wanted, found + " (a JSON parser keeps only the last one)", "json")
+        else:
+            self._note(self.policy.duplicate_fields, lineno, "(line)", wanted, found + " (the last one is read)", "duplicate")
 
     def _note(self, severity: str, lineno: int, key: str, wanted: str, found: str, kind: str) -> None:
         """A finding of the line format that may repeat on every line: errors are listed (capped);
