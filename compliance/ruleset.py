@@ -247,8 +247,10 @@ class Constraint:
         if self.not_empty and (value is None or value == "" or value == [] or value == {}):
             return "a non-empty value"
         if self.numeric:
-            if not is_number(value) or (type(value) is float and not math.isfinite(value)):
-                return "a finite number " + self.describe_numeric()
+            # NaN and infinities compare as Python compares them (mlperf-logging's `v > 0`): they
+            # reach a rule only where the ruleset reads them at all (LogPolicy.non_finite_numbers).
+            if not is_number(value):
+                return "a number " + self.describe_numeric()
             if self.gt is not None and not value > self.gt:
                 return f"a number > {show(self.gt)}"
             if self.ge is not None and not value >= self.ge:
