@@ -466,7 +466,7 @@ class BenchmarkRules:
 # suite's own rulesets (mlbench-*), whose logs its own writer produces, make them errors.
 LOG_CHECKS = {
     "event_type_field": "a line without event_type, or not INTERVAL_START, INTERVAL_END or POINT_IN_TIME",
-    "event_type_matches_key": "*_start not INTERVAL_START, *_stop not INTERVAL_END",
+    "event_type_matches_key": "`*_start` not INTERVAL_START, `*_stop` not INTERVAL_END",
     "duplicate_fields": "a field given twice in one JSON object (the last one is read, as json.loads does)",
     "non_finite_numbers": "NaN, Infinity or 1e999 in a value (read as Python's json reads them)",
     "time_ms_number": "time_ms a string, a boolean, negative or beyond 1e17 (read with float(), as mlperf-logging does)",
