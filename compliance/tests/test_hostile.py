@@ -144,9 +144,9 @@ CASES = {
         "2 with different values", "fail"),
     "time going backwards": (lambda b, t: _file(t, _replace_event(b, "epoch_stop", _with(time_ms=1))), {1},
                              "time never goes backwards", "ok"),
-    "event after run_stop, timed later": (lambda b, t: _file(t, _after_run_stop(b, (
-        ':::MLLOG {"namespace": "", "time_ms": %d, "event_type": "POINT_IN_TIME", "key": "train_loss", "value": 0.1, '
-        '"metadata": {}}\n' % (_run_stop_time(b) + 1)).encode())), {1}, "no event timed after run_stop", "ok"),
+    "event after run_stop, timed later": (lambda b, t: _file(t, _after_run_stop(b, b":::MLLOG " + json.dumps(
+        {"namespace": "", "time_ms": _run_stop_time(b) + 1, "event_type": "POINT_IN_TIME", "key": "train_loss",
+         "value": 0.1, "metadata": {}}).encode() + b"\n")), {1}, "no event timed after run_stop", "ok"),
     "target only after run_stop": (lambda b, t: _file(t, _after_stop_target(b)), {1}, "before run_stop", "ok"),
     "unknown benchmark": (lambda b, t: _file(t, b.replace(b'"value": "resnet"', b'"value": "tetris"')), {1},
                           "found 'tetris'", "crash: FileNotFoundError"),
