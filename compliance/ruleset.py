@@ -185,6 +185,23 @@ def type_name(value: Any) -> str:
     return type(value).__name__
 
 
+def _type_of(value: Any) -> str | None:
+    """The rule type a rule file's value has (for relaxed rules: `equals: 64` means an integer)."""
+    if type(value) is bool:
+        return "boolean"
+    if type(value) is int:
+        return "integer"
+    if type(value) is float:
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return None
+
+
 def _has_type(value: Any, wanted: str) -> bool:
     if wanted == "any":
         return True
@@ -233,8 +250,22 @@ class Constraint:
                    for name in ("gt", "ge", "lt", "le", "multiple_of", "power_of_two_times"))
 
     def only_type(self) -> Constraint:
-        """The same constraint without its value rules (what a relaxed / open division keeps)."""
-        return Constraint(type=self.type)
+        """The same constraint without its value rules (what a relaxed / open division keeps): its
+        type, given or implied by the value rules (`equals: 64` an integer, `one_of` strings a
+        string, a bound a number, `length` a list), so a relaxed value is still of the right kind."""
+        if self.type is not None:
+            return Constraint(type=self.type)
+        examples = [self.equals] if self.equals is not _UNSET else list(self.one_of or ())
+        kinds = {_type_of(value) for value in examples}
+        if len(kinds) == 1:
+            return Constraint(type=kinds.pop())
+        if kinds <= {"integer", "number"} and kinds:
+            return Constraint(type="number")
+        if self.numeric:
+            return Constraint(type="number")
+        if self.length is not None or self.items is not None:
+            return Constraint(type="list")
+        return Constraint()
 
     def check(self, value: Any) -> str | None:
         """None when `value` satisfies every part; otherwise what was wanted, in words."""
