@@ -36,17 +36,20 @@ from compliance.logparse import (
     MARKER,
     MARKER_LENGTH,
     MAX_LINE_BYTES,
+    WELL_FORMED_FIELDS,
     NonFiniteNumber,
     UnusableInput,
     _stdlib_loads,
     decode_event,
     decode_event_permissive,
+    decode_well_formed,
     duplicate_field,
     fast_loads,
     finite_time,
     float_time,
     json_error_text,
     open_log,
+    well_formed_fields,
 )
 from compliance.ruleset import (
     Constraint,
@@ -318,6 +321,26 @@ def _split_block(chunk: bytes) -> tuple[list[bytes | None], list[bytes] | None, 
     return bodies, lines, positions, outside
 
 
+def _typed_by_orjson(body: bytes) -> tuple:
+    """decode_well_formed's contract without msgspec: the six fields of a well-formed line, or ValueError."""
+    event = fast_loads(body)
+    if type(event) is not dict or len(event) != WELL_FORMED_FIELDS:
+        raise ValueError("not a well-formed event")
+    try:
+        fields = event["namespace"], event["time_ms"], event["event_type"], event["key"], event["value"], event["metadata"]
+    except KeyError:
+        raise ValueError("not a well-formed event") from None
+    _, time_ms, event_type, key, _, metadata = fields
+    if (type(key) is not str or type(metadata) is not dict or event_type not in EVENT_TYPES
+            or type(time_ms) not in _NUMBER_TYPES or not 0 <= time_ms <= 1e17):
+        raise ValueError("not a well-formed event")
+    return fields
+
+
+_TYPED = decode_well_formed if decode_well_formed is not None else _typed_by_orjson
+_TYPED_FIELDS = well_formed_fields if well_formed_fields is not None else tuple
+
+
 class _Unusual(Exception):
     """Internal: this line leaves the fast path."""
 
@@ -330,17 +353,18 @@ def _prescan(path: str) -> dict[str, tuple[Any, int]]:
     """
     found: dict[str, tuple[Any, int]] = {}
     wanted = ("submission_benchmark", "submission_division", "submission_ruleset")
+    limit = LARGE_LINE_BYTES  # a submission line is short: a longer line is skipped, never held whole
     with open_log(path) as handle:
         readline = handle.readline
         lineno = 0
         while True:
-            raw = readline(MAX_LINE_BYTES)
+            raw = readline(limit)
             if not raw:
                 break
             lineno += 1
-            if len(raw) >= MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            if len(raw) >= limit and not raw.endswith(b"\n"):
                 while True:
-                    chunk = readline(MAX_LINE_BYTES)
+                    chunk = readline(limit)
                     if not chunk or chunk.endswith(b"\n"):
                         break
                 continue
@@ -519,16 +543,12 @@ class _Pass:
         plans = self._plans()
         plans_get = plans.get
         tolerance = self.policy.clock_tolerance_ms
-        event_types = EVENT_TYPES
-        numbers = _NUMBER_TYPES
         type_policy = self.policy.event_type_matches_key
         pairing = self.policy.interval_pairing
         clock_run, clock_init = self.policy.clock_timed_region, self.policy.clock_before_run_start
         count_after_stop = self.policy.after_run_stop == "count"
-        loads = fast_loads
-        fields = _EVENT_FIELD_GETTER
+        typed, as_fields, typed_count = _TYPED, _TYPED_FIELDS, WELL_FORMED_FIELDS
         limit = MAX_LINE_BYTES
-        marker = MARKER
         track = self._track_slow
         opened = self.open_intervals  # [unused, block, epoch, eval]
         previous_time = -math.inf
@@ -555,38 +575,22 @@ class _Pass:
                     if body is None:  # not an event line at all
                         rejected += 1
                         continue
-                    # Fast path: a well-formed event line. Anything unusual (bad JSON, NaN, a
-                    # missing or mistyped field) goes to _slow_event, which decodes the line
-                    # again carefully and reports exactly what is wrong.
+                    # Fast path: a well-formed event line, decoded and typed in one call (msgspec).
+                    # Anything else (an extra field, bad JSON, NaN, a missing or mistyped field)
+                    # goes to _unusual_line, which tries orjson, then reads the line carefully and
+                    # reports exactly what is wrong.
                     try:
-                        event = loads(body)
-                        key, time_ms, event_type, value, metadata = fields(event)
-                        plan = plans_get(key)  # a list or dict key raises TypeError: unusual
-                        if ((plan is None and type(key) is not str) or type(metadata) is not dict
-                                or event_type not in event_types or type(time_ms) not in numbers
-                                or not 0 <= time_ms <= 1e17):
-                            raise _Unusual
-                        expected += len(event) + len(metadata)
-                    except ValueError as error:  # the decoder refused the line (bad JSON, NaN, bad UTF-8)
-                        expected += body.count(b":")
-                        index = lineno - first
-                        parsed = self._slow_event(lineno, positions[index] if positions else 0,
-                                                  lines[index] if lines else marker + body, None, error)
+                        _, time_ms, event_type, key, value, metadata = as_fields(typed(body))
+                        expected += typed_count + len(metadata)
+                    except (ValueError, RecursionError):  # msgspec: DecodeError; deep nesting
+                        parsed = self._unusual_line(lineno, body, lineno - first, lines, positions)
                         if parsed is None:
                             rejected += 1
+                            expected += body.count(b":")
                             continue
-                        key, time_ms, event_type, value, metadata = parsed
-                        plan = plans_get(key)
-                    except (KeyError, TypeError, IndexError, _Unusual):  # decoded, but unusual
-                        expected += body.count(b":")
-                        index = lineno - first
-                        parsed = self._slow_event(lineno, positions[index] if positions else 0,
-                                                  lines[index] if lines else marker + body, event, None)
-                        if parsed is None:
-                            rejected += 1
-                            continue
-                        key, time_ms, event_type, value, metadata = parsed
-                        plan = plans_get(key)
+                        key, time_ms, event_type, value, metadata, colons_read = parsed
+                        expected += colons_read
+                    plan = plans_get(key)
                     # -- the clock ------------------------------------------------------------------
                     if time_ms < previous_time and time_ms < previous_time - tolerance:
                         add(clock_run if in_run else clock_init, lineno, key,
@@ -658,6 +662,26 @@ class _Pass:
         result.lines = lineno
         result.events = lineno - rejected
         self._finish()
+
+    def _unusual_line(self, lineno: int, body: bytes, index: int, lines: list[bytes] | None,
+                      positions: list[int] | None) -> tuple | None:
+        """A line the typed decoder refused: (key, time_ms, event_type, value, metadata, the colons
+        its decoded fields account for), or None when it is no usable event (reported)."""
+        event = None
+        try:
+            event = fast_loads(body)
+            key, time_ms, event_type, value, metadata = _EVENT_FIELD_GETTER(event)
+            if (type(key) is not str or type(metadata) is not dict or event_type not in EVENT_TYPES
+                    or type(time_ms) not in _NUMBER_TYPES or not 0 <= time_ms <= 1e17):
+                raise _Unusual
+            return key, time_ms, event_type, value, metadata, len(event) + len(metadata)
+        except ValueError as error:  # the decoder refused the line (bad JSON, NaN, bad UTF-8)
+            decode_error = error
+        except (KeyError, TypeError, IndexError, _Unusual):  # decoded, but unusual
+            decode_error = None
+        raw = lines[index] if lines is not None else MARKER + body
+        parsed = self._slow_event(lineno, positions[index] if positions is not None else 0, raw, event, decode_error)
+        return None if parsed is None else (*parsed, body.count(b":"))
 
     def _slow_event(self, lineno: int, position: int, raw: bytes, event: Any,
                     decode_error: Exception | None) -> tuple | None:

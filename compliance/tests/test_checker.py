@@ -310,3 +310,26 @@ def test_findings_are_capped_but_counted(tmp_path):
     result = check_log(str(path))
     assert sum(f.key == "(line)" for f in result.findings) == 20  # MAX_FINDINGS_PER_KIND
     assert result.suppressed[("error", "(line)")] == 480 and result.error_count > 500
+
+
+def test_the_fast_decoder_changes_no_finding(tmp_path, monkeypatch):
+    """msgspec's typed decoder is a shortcut: with orjson alone (msgspec not installed) every
+    fixture log, hand-written log and hostile edit gets the same findings."""
+    from compliance import checker
+
+    from . import handwritten as hw
+    from .test_policies import CASES as POLICY_CASES
+
+    paths = [FIXTURES / path for _, path in verdicts()] + sorted(hw.HANDWRITTEN.glob("*.txt"))
+    for name, (edit, _, _) in POLICY_CASES.items():
+        paths.append(hw.write(tmp_path / f"{name}.txt", edit(hw.lines("resnet"))))
+
+    def findings():
+        return [(str(path), ruleset, [f.format("log") for f in check_log(str(path), ruleset).findings])
+                for path in paths for ruleset in ("training-0.7.0", "mlbench-1.0.0")
+                if ruleset == "training-0.7.0" or FIXTURES not in path.parents]
+
+    with_msgspec = findings()
+    monkeypatch.setattr(checker, "_TYPED", checker._typed_by_orjson)
+    monkeypatch.setattr(checker, "_TYPED_FIELDS", tuple)
+    assert findings() == with_msgspec
