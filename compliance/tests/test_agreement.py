@@ -152,9 +152,8 @@ def test_a_harness_lifecycle_log_passes_both(tmp_path):
                     break
         result = run.stop()
         assert result.status == "success"
-        # Until the harness logs submission_ruleset (constants.SUBMISSION_RULESET) the checker
-        # cannot tell a smoke log from an MLPerf one by itself: name the ruleset.
-        ours = check_log(str(log_file), ruleset)
+        ours = check_log(str(log_file))  # the harness logs submission_ruleset: the checker finds it
+        assert ours.ruleset == ruleset
         theirs = mlperf_logging_verdict(log_file)
         assert ours.compliant, [f.format("log") for f in ours.findings]
         assert theirs == (ruleset == "mlbench-1.0.0"), ruleset  # smoke: only the 0.759 target fails
