@@ -8,7 +8,10 @@ this suite's checker both accept), so a result can be traced to the code that pr
   read from the fork's `FORK.json`, and the fork's own commit, e.g.
   `mlbench-training@2a9299f0 fork recommendation@5d1c...`.
 
-Reading it never fails a run: without git and without FORK.json the commit is `unknown`.
+In a container there is no git: `invoke docker-build` labels the image with the provenance of the
+checkout it was built from (`org.mlbench.provenance`) and `invoke docker-run` hands that label to
+the run as MLBENCH_PROVENANCE, which wins over everything else here. Reading it never fails a run:
+without any of these the commit is `unknown`.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import subprocess
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "mlbench-training"
 FORK_FILE = "FORK.json"
+IMAGE_LABEL = "org.mlbench.provenance"
 
 
 def git_commit(root: Path = REPO_ROOT) -> str | None:
@@ -68,6 +73,8 @@ def read_fork_file(root: Path = REPO_ROOT) -> dict | None:
 @functools.lru_cache(maxsize=1)
 def code_provenance() -> str:
     """One line for the log: `mlbench-training@<commit>`, plus ` fork <benchmark>@<commit>` in a fork."""
+    if os.environ.get("MLBENCH_PROVENANCE"):
+        return os.environ["MLBENCH_PROVENANCE"]
     fork = read_fork_file()
     own = git_commit() or "unknown"
     if fork is None:
