@@ -80,28 +80,28 @@ def _selected(path: str, patterns: Iterable[str]) -> bool:
     return False
 
 
-def _git(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True)
+def _git(source: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True)
 
 
-def files_to_copy(benchmark: Benchmark, *, include_untracked: bool = False) -> list[str]:
+def files_to_copy(benchmark: Benchmark, source: Path = REPO_ROOT, *, include_untracked: bool = False) -> list[str]:
     """Tracked files (and, when asked, untracked ones git does not ignore) that the fork takes."""
-    listing = _git("ls-files", "-z", "--cached", *(["--others", "--exclude-standard"] if include_untracked else []))
+    listing = _git(source, "ls-files", "-z", "--cached", *(["--others", "--exclude-standard"] if include_untracked else []))
     if listing.returncode != 0:
-        raise UserError(f"{REPO_ROOT}: not a git checkout; `invoke fork` copies what git tracks "
+        raise UserError(f"{source}: not a git checkout; `invoke fork` copies what git tracks "
                         "(clone the repository first)")
     patterns = SHARED + benchmark_paths(benchmark)
     files = sorted({path for path in listing.stdout.split("\0") if path
                     and _selected(path, patterns) and not _selected(path, EXCLUDED)
-                    and "__pycache__" not in path and (REPO_ROOT / path).is_file()})
+                    and "__pycache__" not in path and (source / path).is_file()})
     return files
 
 
-def uncommitted(files: list[str], benchmark: Benchmark) -> list[str]:
+def uncommitted(benchmark: Benchmark, source: Path = REPO_ROOT) -> list[str]:
     """Files the fork would copy whose working-tree state differs from the commit (or that git
     does not track yet): a fork made of them would not match the commit it names."""
     patterns = SHARED + benchmark_paths(benchmark)
-    status = _git("status", "--porcelain", "-z", "--untracked-files=all")
+    status = _git(source, "status", "--porcelain", "-z", "--untracked-files=all")
     changed = []
     for entry in status.stdout.split("\0"):
         if len(entry) > 3:
@@ -113,9 +113,9 @@ def uncommitted(files: list[str], benchmark: Benchmark) -> list[str]:
 
 # ---- generated files ------------------------------------------------------------------------------
 
-def fork_pyproject(benchmark: Benchmark) -> str:
+def fork_pyproject(benchmark: Benchmark, source: Path = REPO_ROOT) -> str:
     """The monorepo's pyproject.toml narrowed to one benchmark: its folder's extra and packages."""
-    project_file = REPO_ROOT / "pyproject.toml"
+    project_file = source / "pyproject.toml"
     data = tomllib.loads(project_file.read_text(encoding="utf-8"))
     project = data["project"]
     project["name"] = f"mlbench-{benchmark.slug}"
@@ -134,8 +134,8 @@ def fork_pyproject(benchmark: Benchmark) -> str:
     return text
 
 
-def fork_tasks(benchmark: Benchmark) -> str:
-    text = (REPO_ROOT / "tasks.py").read_text(encoding="utf-8")
+def fork_tasks(benchmark: Benchmark, source: Path = REPO_ROOT) -> str:
+    text = (source / "tasks.py").read_text(encoding="utf-8")
     text = MONOREPO_ONLY.sub("\n", text)
     text, replaced = DEFAULT_BENCHMARK_LINE.subn(
         f'DEFAULT_BENCHMARK = "{benchmark.key}"  # this fork\'s benchmark (set by `invoke fork`)', text)
@@ -153,12 +153,12 @@ def fork_dockerignore(benchmark: Benchmark) -> str:
     return "\n".join(lines) + "\n"
 
 
-def fork_record(benchmark: Benchmark, upstream_commit: str, files: list[str]) -> dict:
-    remote = _git("remote", "get-url", "origin")
-    rules = REPO_ROOT / "compliance" / "rules"
+def fork_record(benchmark: Benchmark, source: Path, upstream_commit: str, files: list[str]) -> dict:
+    remote = _git(source, "remote", "get-url", "origin")
+    rules = source / "compliance" / "rules"
     return {
         "upstream": {"project": PROJECT, "commit": upstream_commit,
-                     "repository": remote.stdout.strip() if remote.returncode == 0 else str(REPO_ROOT)},
+                     "repository": remote.stdout.strip() if remote.returncode == 0 else str(source)},
         "benchmark": {"key": benchmark.key, "name": benchmark.name, "title": benchmark.title},
         "rules": {"rulesets": sorted(path.name for path in rules.iterdir() if (path / "ruleset.yaml").is_file()),
                   "sha256": rules_digest(rules)},
@@ -265,33 +265,36 @@ def dump_toml(data: dict, prefix: tuple[str, ...] = ()) -> str:
 # ---- the fork -------------------------------------------------------------------------------------
 
 def fork_benchmark(name: str, dest: str | os.PathLike, *, allow_uncommitted: bool = False,
-                   init_git: bool = True) -> ForkResult:
+                   init_git: bool = True, source: str | os.PathLike = REPO_ROOT) -> ForkResult:
     """Write a standalone repository of benchmark `name` into the empty folder `dest`.
 
     UserError (one line) for an unknown benchmark, a `dest` that exists and is not empty, or
     uncommitted changes in the files the fork copies (unless `allow_uncommitted`: they are then
-    taken as they are, and FORK.json says `+dirty`).
+    taken as they are, and FORK.json says `+dirty`). `source`: the checkout to fork (this one).
     """
     benchmark = get_benchmark(name)
+    source = Path(source)
     target = Path(dest)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise UserError(f"{dest}: not an empty folder; a fork is written into a new or empty folder only")
-    files = files_to_copy(benchmark, include_untracked=allow_uncommitted)
-    changed = uncommitted(files, benchmark)
+    files = files_to_copy(benchmark, source, include_untracked=allow_uncommitted)
+    changed = uncommitted(benchmark, source)
     if changed and not allow_uncommitted:
         more = f" (+{len(changed) - 1} more)" if len(changed) > 1 else ""
         raise UserError(f"{changed[0]}{more}: uncommitted changes in files the fork copies; commit them, "
                         "or pass --allow-uncommitted to take them as they are")
-    upstream_commit = git_commit() or "unknown"
+    upstream_commit = git_commit(source) or "unknown"
+    if changed and not upstream_commit.endswith("+dirty"):  # new files the commit lacks count too
+        upstream_commit += "+dirty"
 
     target.mkdir(parents=True, exist_ok=True)
     for path in files:
         destination = target / path
         destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO_ROOT / path, destination)
-    record = fork_record(benchmark, upstream_commit, files)
-    (target / "pyproject.toml").write_text(fork_pyproject(benchmark), encoding="utf-8")
-    (target / "tasks.py").write_text(fork_tasks(benchmark), encoding="utf-8")
+        shutil.copy2(source / path, destination)
+    record = fork_record(benchmark, source, upstream_commit, files)
+    (target / "pyproject.toml").write_text(fork_pyproject(benchmark, source), encoding="utf-8")
+    (target / "tasks.py").write_text(fork_tasks(benchmark, source), encoding="utf-8")
     (target / ".dockerignore").write_text(fork_dockerignore(benchmark), encoding="utf-8")
     (target / FORK_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     (target / "README.md").write_text(fork_readme(benchmark, record), encoding="utf-8")
