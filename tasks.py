@@ -151,7 +151,8 @@ def lint(c):
 @task(help={"bench": "benchmark to demo (default recommendation, the fastest)",
             "framework": "pytorch or tensorflow", "out": "output folder"})
 def demo(c, bench="recommendation", framework="pytorch", out="demo_output"):
-    """End to end on tiny data: make data, train to the smoke target, check the log, summarize."""
+    """End to end on tiny data: make data, train to the smoke target, check the logs, summarize, and
+    check the runs' convergence against the smoke RCP shipped with the rules (its verdict line)."""
     data_dir = os.path.join(out, "data", bench)
     submission = os.path.join(out, "submission")
     _run(c, f"{PYTHON} -m harness data {bench} --tiny --data-dir {shlex.quote(data_dir)}")
@@ -160,3 +161,4 @@ def demo(c, bench="recommendation", framework="pytorch", out="demo_output"):
     _run(c, f"{PYTHON} -m compliance check {shlex.quote(submission)} --ruleset mlbench-1.0.0-smoke")
     _run(c, f"{PYTHON} -m compliance summarize {shlex.quote(submission)} --ruleset mlbench-1.0.0-smoke "
             f"--out {shlex.quote(os.path.join(out, 'summary'))}")
+    _run(c, f"{PYTHON} -m compliance rcp check {shlex.quote(submission)} --ruleset mlbench-1.0.0-smoke")

@@ -173,3 +173,21 @@ def test_parse_refuses_a_mean_that_does_not_match_its_runs(rcp_file):
     data["points"][0]["mean"] = 4.0
     with pytest.raises(RcpFileError, match=r"points\[0\] \(pytorch, batch 2048\)\.mean: 4.0 is not the olympic mean"):
         parse_rcp(data, "x.json")
+
+
+def test_package_runs_the_rcp_check_of_closed_division_benchmarks(tmp_path):
+    """Against the shipped NCF smoke RCP: a note when it passes, an error when it fails, a warning under bypass."""
+    write_submission(tmp_path / "ok", [3, 2, 3])
+    code, out, _ = run_cli("package", str(tmp_path / "ok"))
+    assert code == 0 and "Org: note: results/sys/ncf: ncf (pytorch) at global batch 2048: RCP PASS" in out, out
+    assert out.strip().endswith("Org: package OK (3 runs checked (mlbench-1.0.0-smoke))")
+    write_submission(tmp_path / "fast", [1, 1, 1])
+    code, out, _ = run_cli("package", str(tmp_path / "fast"))
+    assert code == 1 and "Org: error: results/sys/ncf: ncf (pytorch) at global batch 2048: RCP FAIL: converges faster" in out
+    code, out, _ = run_cli("package", str(tmp_path / "fast"), "--rcp-bypass")
+    assert code == 0 and "Org: warning: results/sys/ncf: ncf (pytorch) at global batch 2048: RCP NEEDS REVIEW" in out
+    write_submission(tmp_path / "open", [1, 1, 1], overrides={"submission_division": "open"})
+    open_system = tmp_path / "open" / "Org" / "systems" / "sys.json"
+    open_system.write_text(open_system.read_text().replace('"closed"', '"open"'))
+    code, out, _ = run_cli("package", str(tmp_path / "open"))
+    assert "RCP" not in out, out  # as mlperf-logging: the open division has no RCP check

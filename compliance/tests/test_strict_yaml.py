@@ -38,8 +38,8 @@ def test_merge_keys_may_be_overridden_but_explicit_duplicates_may_not():
     ("a: [1, 2\n", "expected ',' or ']'"),
     ("? [1, 2]\n: v\n", "mapping key must be a scalar, found list"),
     ("a: !!python/object:os.system x\n", "could not determine a constructor"),
-    ("[" * 5000, "nested too deeply"),
-])
+    ("[" * 600, "nested too deeply"),
+], ids=["unclosed list", "list as key", "python object", "600 nested lists"])
 def test_invalid_yaml_is_one_error_never_a_traceback(text, problem):
     with pytest.raises(strict_yaml.YamlError, match=problem.replace("[", r"\[")):
         strict_yaml.loads(text)
