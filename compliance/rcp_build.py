@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compliance.rcp import (
-    ANY_FRAMEWORK,
     Convergence,
     RcpFile,
     RcpPoint,
@@ -235,4 +234,4 @@ def run_build(folders: Sequence[str], *, out: str = "rcps", ruleset: str | None 
     return EXIT_OK
 
 
-__all__ = ["BuildRefused", "build", "run_build", "summary_table", "find_result_logs", "ANY_FRAMEWORK"]
+__all__ = ["BuildRefused", "build", "run_build", "summary_table", "find_result_logs"]

@@ -214,6 +214,7 @@ class Verdict:
             "failed_runs": self.failed_runs, "unit": self.unit,
             "submission_mean": _plain(self.submission_mean), "threshold": _plain(self.threshold),
             "norm_factor": _plain(self.norm_factor), "reason": self.reason, "rcp": self.rcp_path,
+            "rcp_batch_sizes": list(self.batch_sizes),
             "reference": None if test is None else {
                 "global_batch_size": test.global_batch_size, "mean": _plain(test.mean), "stdev": _plain(test.stdev),
                 "reference_samples": test.reference_samples, "min_mean": _plain(test.min_mean),
