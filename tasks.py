@@ -165,7 +165,9 @@ def lint(c):
 @task(help={"bench": "benchmark to demo (default: recommendation, the fastest; in a fork its own)",
             "framework": "pytorch or tensorflow", "out": "output folder"})
 def demo(c, bench=None, framework="pytorch", out="demo_output"):
-    """End to end on tiny data: make data, train to the smoke target, check the log, summarize."""
+    """End to end on tiny data: make data, train to the smoke target, check the logs, summarize, and
+    check the package, with the runs' convergence against the smoke RCP shipped with the rules (its
+    verdict line; a benchmark without a shipped RCP is not checked for it)."""
     bench = bench or DEFAULT_BENCHMARK or "recommendation"
     data_dir = os.path.join(out, "data", bench)
     submission = os.path.join(out, "submission")
@@ -175,6 +177,7 @@ def demo(c, bench=None, framework="pytorch", out="demo_output"):
     _run(c, f"{PYTHON} -m compliance check {shlex.quote(submission)} --ruleset mlbench-1.0.0-smoke")
     _run(c, f"{PYTHON} -m compliance summarize {shlex.quote(submission)} --ruleset mlbench-1.0.0-smoke "
             f"--out {shlex.quote(os.path.join(out, 'summary'))}")
+    _run(c, f"{PYTHON} -m compliance package {shlex.quote(submission)} --ruleset mlbench-1.0.0-smoke")
 
 
 # >>> monorepo only: `invoke fork` leaves these tasks out of a fork's tasks.py
