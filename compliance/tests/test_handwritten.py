@@ -58,6 +58,8 @@ CASES = [
     ("ncf", hw.drop("submission_benchmark"), "submission_benchmark", ["submission_benchmark:count"], DROP_REASON),
     ("ncf", hw.set_value("submission_ruleset", 1), "submission_ruleset", ["submission_ruleset:value"],
      "a ruleset is named by a string"),
+    ("ncf", hw.add_before("seed", {"key": "submission_upstream", "value": {"commit": "0a1b2c3"}}), "submission_upstream",
+     ["submission_upstream:value"], "the code's provenance is one string (harness/provenance.py)"),
     ("ncf", hw.add_before("seed", {"key": "submission_poc_name", "value": 7}), "submission_poc_name",
      ["submission_poc_name:value"], "a point of contact is a name"),
     ("ncf", hw.add_before("seed", {"key": "submission_poc_email", "value": ["a@b.c"]}), "submission_poc_email",
