@@ -333,3 +333,14 @@ def test_the_fast_decoder_changes_no_finding(tmp_path, monkeypatch):
     monkeypatch.setattr(checker, "_TYPED", checker._typed_by_orjson)
     monkeypatch.setattr(checker, "_TYPED_FIELDS", tuple)
     assert findings() == with_msgspec
+
+
+def test_a_run_that_says_aborted_is_not_scored_even_when_it_reached_the_target(tmp_path):
+    """README, deliberate differences: mlperf-logging's summarizer would score this run."""
+    from . import handwritten as hw
+
+    path = hw.write(tmp_path / "result_0.txt", hw.set_meta("run_stop", "status", "aborted")(hw.lines("resnet")))
+    for ruleset in ("mlbench-1.0.0", "training-0.7.0"):
+        result = check_log(str(path), ruleset)
+        assert result.compliant and result.target_reached and not result.successful
+        assert any("status success once the target is reached" in f.wanted for f in result.warnings)
