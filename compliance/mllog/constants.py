@@ -211,3 +211,6 @@ LR_BOUNDARIES = "lr_boundaries"
 LR_RATES = "lr_rates"
 ACTUAL_SELFPLAY_GAMES_PER_GENERATION = "actual_selfplay_games_per_generation"
 MIN_SELFPLAY_GAMES_PER_GENERATION = "min_selfplay_games_per_generation"
+# Translation (Transformer, GNMT): sacrebleu's signature of the BLEU that eval_accuracy reports,
+# logged once per run (STYLE.md, "Results carry their signature"); mlperf-logging ignores it.
+EVAL_METRIC_SIGNATURE = "eval_metric_signature"
