@@ -95,7 +95,7 @@ BENCHMARKS = {b.key: b for b in (
               built=False),
     Benchmark("translation", "gnmt", "GNMT on WMT16 En-De", subfolder="gnmt", built=False),
     Benchmark("reinforcement", "minigo", "Minigo on 9x9 Go", built=False),
-    Benchmark("speech_recognition", "deepspeech2", "DeepSpeech2 on LibriSpeech", built=False),
+    Benchmark("speech_recognition", "deepspeech2", "DeepSpeech2 on LibriSpeech"),
 )}
 
 

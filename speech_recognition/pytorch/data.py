@@ -1,0 +1,32 @@
+"""The PyTorch input pipeline: the shared BatchSource (batches.py) in a DataLoader, batches as tensors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from speech_recognition.batches import Batch, BatchSource
+
+
+@dataclasses.dataclass(frozen=True)
+class TorchBatch:
+    features: torch.Tensor  # (N, 1, 161, frames)
+    output_frames: torch.Tensor  # (N,) int64
+    targets: torch.Tensor  # (N, longest target) int64
+    target_lengths: torch.Tensor  # (N,) int64
+    transcripts: tuple[str, ...]
+    global_count: int
+
+
+def to_torch(batch: Batch, device: torch.device) -> TorchBatch:
+    return TorchBatch(torch.from_numpy(batch.features).unsqueeze(1).to(device, non_blocking=True),
+                      torch.from_numpy(batch.output_frames).long(), torch.from_numpy(batch.targets).long(),
+                      torch.from_numpy(batch.target_lengths).long(), batch.transcripts, batch.global_count)
+
+
+def loader(source: BatchSource, epoch: int, num_workers: int) -> torch.utils.data.DataLoader:
+    """The epoch's batches in order; each worker builds whole batches (batch_size=None)."""
+    source.epoch = epoch
+    return torch.utils.data.DataLoader(source, batch_size=None, shuffle=False, num_workers=num_workers,
+                                       collate_fn=lambda batch: batch, prefetch_factor=4 if num_workers else None)
