@@ -32,10 +32,11 @@ LibriVox clips (LibriSpeech's own source) as test-clean.
 from __future__ import annotations
 
 import csv
+import multiprocessing
 import os
 import shutil
 import tarfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -334,6 +335,10 @@ def _synthesize_split(data_dir: Path, split: str, seed: int) -> int:
     return count
 
 
+def _synthesize_splits(data_dir: str, seed: int) -> list[int]:
+    return [_synthesize_split(Path(data_dir), split, seed) for split in TINY_SPLITS]
+
+
 def _librivox_clips(data_dir: Path, source: Path = POCKETSPHINX_LIBRIVOX) -> int:
     """pocketsphinx-testdata's five LibriVox clips (16 kHz WAV + a `transcription` file) as test-clean."""
     transcription = source / "transcription"
@@ -361,10 +366,12 @@ def make_tiny(data_dir: str | os.PathLike, seed: int = 0, librivox: Path | None 
     if (data_dir / CORPUS_DIR).exists():
         shutil.rmtree(data_dir / CORPUS_DIR)
     shutil.rmtree(data_dir / MANIFEST_DIR, ignore_errors=True)
-    splits: list[str] = []
-    for split in TINY_SPLITS:
-        count = _synthesize_split(data_dir, split, seed)
-        splits.append(split)
+    # eSpeak NG carries state from one synthesis to the next (even across espeak_Terminate), so the
+    # same calls give the same audio only from a fresh library: synthesize in a new process.
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        counts = pool.submit(_synthesize_splits, str(data_dir), seed).result()
+    splits = list(TINY_SPLITS)
+    for split, count in zip(splits, counts):
         info(f"{split}: {count} synthesized utterances")
     if librivox is not None and _librivox_clips(data_dir, librivox):
         splits.append("test-clean")
@@ -379,4 +386,4 @@ def splits_in(data_dir: str | os.PathLike) -> list[str]:
 
 
 __all__ = ["ARCHIVE_MD5", "REQUIRED_SPLITS", "Utterance", "load_split", "load_splits", "prepare", "make_tiny",
-           "write_split_manifest", "splits_in", "MANIFEST_NAME", "Iterable"]
+           "write_split_manifest", "splits_in", "MANIFEST_NAME"]

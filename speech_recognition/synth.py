@@ -7,7 +7,10 @@ in synchronous mode, a synthesis callback that collects the 16-bit samples, `esp
 pitch 0-100), `espeak_Synth` and `espeak_Synchronize`. Output is mono 16-bit PCM at the rate
 `espeak_Initialize` returns (22,050 Hz).
 
-The library keeps global state, so one `Synthesizer` per process, and calls are serialized.
+The library keeps global state, so one `Synthesizer` per process, and calls are serialized. That state
+carries over from one synthesis to the next (the same text twice gives slightly different audio), so
+the same sequence of calls reproduces its audio only from a freshly loaded library: dataset.make_tiny
+synthesizes in a new process.
 """
 
 from __future__ import annotations
