@@ -19,8 +19,8 @@ class TorchBatch:
     global_count: int
 
 
-def to_torch(batch: Batch, device: torch.device) -> TorchBatch:
-    return TorchBatch(torch.from_numpy(batch.features).unsqueeze(1).to(device, non_blocking=True),
+def to_torch(batch: Batch, device: torch.device, dtype: torch.dtype = torch.float32) -> TorchBatch:
+    return TorchBatch(torch.from_numpy(batch.features).unsqueeze(1).to(device, dtype, non_blocking=True),
                       torch.from_numpy(batch.output_frames).long(), torch.from_numpy(batch.targets).long(),
                       torch.from_numpy(batch.target_lengths).long(), batch.transcripts, batch.global_count)
 

@@ -59,9 +59,11 @@ def build_optimizer(cfg: Config, model: torch.nn.Module) -> tuple[torch.optim.SG
 
 
 def ctc_loss_sum(logits: torch.Tensor, batch) -> torch.Tensor:
-    """Summed CTC loss of the batch's utterances (float32); an impossible alignment counts 0, as the
+    """Summed CTC loss of the batch's utterances (float32 at least); an impossible alignment counts 0, as the
     reference's warp-ctc run zeroed an infinite loss."""
-    log_probs = F.log_softmax(logits.float(), dim=-1).transpose(0, 1)  # (frames, N, classes)
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    log_probs = F.log_softmax(logits, dim=-1).transpose(0, 1)  # (frames, N, classes)
     return F.ctc_loss(log_probs, batch.targets, batch.output_frames, batch.target_lengths, blank=BLANK,
                       reduction="sum", zero_infinity=True)
 
@@ -70,11 +72,12 @@ def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sc
                     source: BatchSource, cfg: Config, rt: torch_runtime.TorchRuntime, epoch: int) -> float:
     """One pass over the training batches in order; returns the mean loss per utterance (this rank)."""
     model.train()
-    loss_total, utterances = torch.zeros((), dtype=torch.float64), 0
+    loss_total, utterances = torch.zeros((), dtype=torch.float64, device=rt.device), 0
     with progress_bar(cfg.run.progress) as bar:
         task = bar.add_task(f"epoch {epoch}", total=len(source), status="") if bar else None
+        dtype = next(model.parameters()).dtype
         for numpy_batch in loader(source, epoch, cfg.run.num_workers):
-            batch = to_torch(numpy_batch, rt.device)
+            batch = to_torch(numpy_batch, rt.device, dtype)
             with rt.autocast():
                 logits = model(batch.features)
             loss_sum = ctc_loss_sum(logits, batch)
@@ -87,7 +90,7 @@ def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sc
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optimizer.gradient_clip_norm)
             scaler.step(optimizer)
             scaler.update()
-            loss_total += loss_sum.detach().double().cpu()
+            loss_total += loss_sum.detach().double()
             utterances += len(batch.transcripts)
             if bar:
                 bar.advance(task)

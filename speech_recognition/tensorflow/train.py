@@ -96,10 +96,22 @@ def learning_rate_for(cfg: Config, epoch: int) -> float:
 
 
 def ctc_loss_sum(logits: tf.Tensor, output_frames, targets, target_lengths) -> tf.Tensor:
-    """Summed CTC loss of the batch (float32); an impossible alignment counts 0 (torch's zero_infinity)."""
-    per_utterance = tf.nn.ctc_loss(labels=targets, logits=tf.cast(logits, tf.float32), label_length=target_lengths,
-                                   logit_length=output_frames, logits_time_major=False, blank_index=BLANK)
-    return tf.reduce_sum(tf.where(tf.math.is_finite(per_utterance), per_utterance, 0.0))
+    """Summed CTC loss of the batch (float32 at least); an impossible alignment counts 0, with a zero
+    gradient (torch's zero_infinity, the reference's warp-ctc run zeroed such a loss).
+
+    TensorFlow's CTC kernel (`tf.nn.ctc_loss` with sparse labels, reached here through its v1 form for
+    `ignore_longer_outputs_than_inputs`) computes in float32 and float64, which the parity tests use; it
+    wants the blank last, so the classes are rotated by one (what tf.nn.ctc_loss does for blank_index=0).
+    Padding of `targets` is 0, the blank, never a target label."""
+    if logits.dtype in (tf.float16, tf.bfloat16):
+        logits = tf.cast(logits, tf.float32)
+    mask = tf.sequence_mask(target_lengths, tf.shape(targets)[1])
+    labels = tf.SparseTensor(tf.where(mask), tf.boolean_mask(targets, mask) - 1, tf.cast(tf.shape(targets), tf.int64))
+    rotated = tf.concat([logits[..., BLANK + 1:], logits[..., :BLANK + 1]], axis=-1)
+    per_utterance = tf.compat.v1.nn.ctc_loss(labels, tf.transpose(rotated, [1, 0, 2]), output_frames,
+                                             ctc_merge_repeated=True, ignore_longer_outputs_than_inputs=True,
+                                             time_major=True)
+    return tf.reduce_sum(per_utterance)
 
 
 def clip_by_global_norm(gradients: list[tf.Tensor], max_norm: float) -> list[tf.Tensor]:
@@ -114,9 +126,9 @@ def make_train_step(model: DeepSpeech2, optimizer: SGD, strategy: tf.distribute.
 
     def replica_step(features, output_frames, targets, target_lengths, global_count):
         with tf.GradientTape() as tape:
-            logits = model(features, training=True)
+            logits = model(tf.cast(features, model.compute_dtype), training=True)
             loss_sum = ctc_loss_sum(logits, output_frames, targets, target_lengths)
-            loss = loss_sum / global_count  # the reference's loss / batch size
+            loss = loss_sum / tf.cast(global_count, loss_sum.dtype)  # the reference's loss / batch size
         gradients = tape.gradient(loss, model.trainable_variables)
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
@@ -127,14 +139,14 @@ def make_train_step(model: DeepSpeech2, optimizer: SGD, strategy: tf.distribute.
     @tf.function(input_signature=TENSOR_SPECS)
     def train_step(features, output_frames, targets, target_lengths, global_count):
         loss_sums = strategy.run(replica_step, args=(features, output_frames, targets, target_lengths, global_count))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, loss_sums, axis=None)
+        return tf.cast(strategy.reduce(tf.distribute.ReduceOp.SUM, loss_sums, axis=None), tf.float64)
 
     return train_step
 
 
 def train_one_epoch(train_step: Callable, source: BatchSource, cfg: Config, epoch: int) -> float:
     """One pass over the training batches in order; returns the mean loss per utterance."""
-    loss_total, utterances = tf.zeros((), tf.float32), 0
+    loss_total, utterances = tf.zeros((), tf.float64), 0
     with progress_bar(cfg.run.progress) as bar:
         task = bar.add_task(f"epoch {epoch}", total=len(source), status="") if bar else None
         for batch, tensors in batches(source, epoch, cfg.run.num_workers):
@@ -148,7 +160,7 @@ def train_one_epoch(train_step: Callable, source: BatchSource, cfg: Config, epoc
 def make_best_path_fn(model: DeepSpeech2) -> Callable:
     @tf.function(input_signature=TENSOR_SPECS[:1])
     def best_path(features):
-        return tf.argmax(model(features, training=False), axis=-1, output_type=tf.int32)
+        return tf.argmax(model(tf.cast(features, model.compute_dtype), training=False), axis=-1, output_type=tf.int32)
 
     return best_path
 

@@ -1,0 +1,150 @@
+"""Both frameworks' training loops on the tiny data: compliant logs, determinism, resume, the untrained WER,
+and the direction of the metric (lower is better) through the lifecycle, checker, summarizer and plots."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from compliance.checker import check_log
+from compliance.mllog import constants
+from harness.config import load_config
+from speech_recognition.config import Config
+
+SMOKE = "speech_recognition/configs/smoke.yaml"
+FRAMEWORKS = ["pytorch", "tensorflow"]
+# two epochs on a third of the tiny training set: the loop, the log and the checkpoints, not convergence
+SHORT = ("schedule.max_epochs=2", "run.stop_at_target=false", "run.deterministic=true", "run.checkpoint_every_epochs=1")
+
+
+def train_main(framework: str):
+    if framework == "pytorch":
+        from speech_recognition.pytorch.train import main
+    else:
+        from speech_recognition.tensorflow.train import main
+    return main
+
+
+def smoke_config(data: Path, out: Path, *overrides: str) -> Config:
+    return load_config(Config, SMOKE, [f"run.data_dir={data}", f"run.out_dir={out}", "run.progress=false",
+                                       "run.threads=1", "run.num_workers=0", *overrides])
+
+
+@pytest.fixture(scope="module")
+def short_data(tiny_librispeech, tmp_path_factory):
+    """The tiny data with training cut to its 80 shortest utterances (a manifest is a list: cut it)."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("short") / "tiny"
+    shutil.copytree(tiny_librispeech, folder)
+    manifest = folder / "manifests" / "train-clean-100.csv"
+    manifest.write_text("".join(manifest.read_text().splitlines(keepends=True)[:81]))
+    from harness.datasets import write_manifest
+
+    write_manifest(folder)
+    return folder
+
+
+@pytest.fixture(scope="module", params=FRAMEWORKS)
+def two_epoch_run(request, short_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp(f"run_{request.param}")
+    cfg = smoke_config(short_data, out, *SHORT)
+    return request.param, cfg, train_main(request.param)(cfg)
+
+
+def target_only_errors(log: Path) -> list[str]:
+    result = check_log(str(log), "mlbench-1.0.0-smoke")
+    assert result.unusable is None, result.unusable
+    return [f.format(str(log)) for f in result.errors
+            if not (f.key == constants.EVAL_ACCURACY and f.wanted.startswith("an evaluation reaching"))]
+
+
+def test_two_epoch_log_is_compliant_but_for_the_target(two_epoch_run):
+    framework, cfg, result = two_epoch_run
+    assert result.epochs == 2 and len(result.eval_history) == 2 and result.throughput > 0
+    assert all(0.5 < wer < 3.0 for _, wer in result.eval_history), result.eval_history  # barely trained
+    assert target_only_errors(Path(result.log_file)) == []
+    log = Path(result.log_file).read_text()
+    for key, value in (("opt_nesterov", "true"), ("model_rnn_layers", "3"), ("model_rnn_bidirectional", "false"),
+                       ("opt_learning_rate_anneal_factor", "1.1"), ("global_batch_size", "8")):
+        assert f'"key": "{key}", "value": {value}' in log, key
+
+
+def test_same_seed_same_curve(two_epoch_run, short_data, tmp_path):
+    framework, _, first = two_epoch_run
+    second = train_main(framework)(smoke_config(short_data, tmp_path, *SHORT))
+    assert second.eval_history == first.eval_history
+
+
+def test_resumed_run_reproduces_the_uninterrupted_one(two_epoch_run, short_data, tmp_path):
+    framework, _, uninterrupted = two_epoch_run
+    main = train_main(framework)
+    main(smoke_config(short_data, tmp_path, *SHORT, "schedule.max_epochs=1"))  # "killed" after epoch 1
+    resumed = main(smoke_config(short_data, tmp_path, *SHORT, "run.resume=true"))
+    assert resumed.eval_history == uninterrupted.eval_history[1:]  # epoch 2 only, the same value
+    assert Path(str(resumed.log_file) + ".previous-1").is_file()
+
+
+def test_lower_wer_is_better_through_lifecycle_checker_summarizer_and_plots(tmp_path):
+    """The WER target is met from below: the lifecycle stops at WER <= target, the checker accepts a log
+    whose last WER is under the target (and rejects one that ends above it), the summarizer scores it
+    and the plot marks the target with <=."""
+    from compliance.summarizer import run_summarize
+    from harness.lifecycle import TrainingRun
+
+    cfg = load_config(Config, SMOKE, [f"run.out_dir={tmp_path / 'work'}", "submission.org=ds2"])
+    run = TrainingRun(cfg, benchmark=cfg.benchmark)
+    target = run.spec.quality_target
+    assert not run.spec.higher_is_better
+    run.init_start()
+    from speech_recognition.config import hyperparameters
+
+    run.log_hyperparameters(hyperparameters(cfg), global_batch_size=8, train_samples=240, eval_samples=50)
+    run.start()
+    stops = []
+    for epoch in run.epochs(5):
+        wer = [1.02, target + 0.2, target + 0.01, target - 0.05, 0.0][epoch - 1]
+        with run.evaluation(epoch):
+            pass
+        stops.append(run.record_eval(wer, epoch))
+        if stops[-1]:
+            break
+    result = run.stop()
+    assert stops == [False, False, False, True] and result.status == "success"
+    assert check_log(result.log_file).compliant
+
+    # the same run scored by the summarizer (3 runs: the smoke ruleset's number) and plotted
+    import shutil
+
+    results = tmp_path / "submission" / "ds2" / "results" / "cpu-pytorch" / "deepspeech2"
+    results.mkdir(parents=True)
+    text = Path(result.log_file).read_text()
+    assert '"key": "seed", "value": 1,' in text
+    for index in range(3):  # distinct seeds, as the package rules ask
+        (results / f"result_{index}.txt").write_text(text.replace('"key": "seed", "value": 1,', f'"key": "seed", "value": {index + 1},'))
+    from harness.system_info import describe_system
+
+    systems = tmp_path / "submission" / "ds2" / "systems"
+    systems.mkdir(parents=True)
+    import json
+
+    (systems / "cpu-pytorch.json").write_text(json.dumps(describe_system("cpu-pytorch", submitter="ds2", division="closed",
+                                                                          status="onprem", framework="pytorch")))
+    import io
+
+    out = io.StringIO()
+    code = run_summarize(str(tmp_path / "submission"), out_dir=str(tmp_path / "summary"), out=out)
+    assert code == 0, out.getvalue()
+    assert "deepspeech2" in out.getvalue()
+    plots = list((tmp_path / "summary" / "plots").glob("*deepspeech2*.png"))
+    assert len(plots) == 1 and plots[0].stat().st_size > 0
+    shutil.rmtree(tmp_path / "summary")
+
+    # a log whose last WER stays above the target is not a success for the checker
+    above = tmp_path / "above.txt"
+    above.write_text(Path(result.log_file).read_text().replace(f'"value": {target - 0.05}', '"value": 0.95'))
+    assert not math.isclose(target - 0.05, 0.95)
+    failed = check_log(str(above))
+    assert not failed.compliant and any(f.key == constants.EVAL_ACCURACY for f in failed.errors)
