@@ -56,11 +56,11 @@ class BatchSource:
     """Global batch `index` of an epoch, this rank's share, as a `Batch` (see the module docstring)."""
 
     def __init__(self, utterances: Sequence[Utterance], global_batch_size: int, *, training: bool,
-                 augmentation: Augmentation = Augmentation(), seed: int = 0, rank: int = 0, world_size: int = 1):
+                 augmentation: Augmentation | None = None, seed: int = 0, rank: int = 0, world_size: int = 1):
         self.utterances = list(utterances)
         self.global_batch_size = global_batch_size
         self.training = training
-        self.augmentation = augmentation
+        self.augmentation = augmentation or Augmentation()
         self.seed = seed
         self.rank, self.world_size = rank, world_size
         self.epoch = 1

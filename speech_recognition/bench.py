@@ -151,8 +151,8 @@ def feature_rate(seconds_of_audio: float = 60.0) -> dict:
 
     import soundfile
 
-    from speech_recognition.features import augment, features
     from speech_recognition.audio import read_audio
+    from speech_recognition.features import augment, features
 
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as folder:
