@@ -96,22 +96,32 @@ def learning_rate_for(cfg: Config, epoch: int) -> float:
 
 
 def ctc_loss_sum(logits: tf.Tensor, output_frames, targets, target_lengths) -> tf.Tensor:
-    """Summed CTC loss of the batch (float32 at least); an impossible alignment counts 0, with a zero
-    gradient (torch's zero_infinity, the reference's warp-ctc run zeroed such a loss).
+    """Summed CTC loss of the batch (float32 at least). An utterance that cannot be aligned (fewer output
+    frames than labels plus repeated pairs) adds 0 with a zero gradient: torch's zero_infinity, and the
+    reference's warp-ctc run zeroed such a loss.
 
-    TensorFlow's CTC kernel (`tf.nn.ctc_loss` with sparse labels, reached here through its v1 form for
-    `ignore_longer_outputs_than_inputs`) computes in float32 and float64, which the parity tests use; it
-    wants the blank last, so the classes are rotated by one (what tf.nn.ctc_loss does for blank_index=0).
+    float32: `tf.nn.ctc_loss` with dense labels, computed in log space from log-softmax, as torch's.
+    float64 (the parity tests): that path has no float64, so TensorFlow's CTC kernel (sparse labels, via
+    its v1 form) computes it; the kernel takes the softmax in linear space, which underflows in float32
+    once logits spread by ~90 (early training at the smoke learning rate), hence not used for float32.
     Padding of `targets` is 0, the blank, never a target label."""
     if logits.dtype in (tf.float16, tf.bfloat16):
         logits = tf.cast(logits, tf.float32)
     mask = tf.sequence_mask(target_lengths, tf.shape(targets)[1])
-    labels = tf.SparseTensor(tf.where(mask), tf.boolean_mask(targets, mask) - 1, tf.cast(tf.shape(targets), tf.int64))
-    rotated = tf.concat([logits[..., BLANK + 1:], logits[..., :BLANK + 1]], axis=-1)
-    per_utterance = tf.compat.v1.nn.ctc_loss(labels, tf.transpose(rotated, [1, 0, 2]), output_frames,
-                                             ctc_merge_repeated=True, ignore_longer_outputs_than_inputs=True,
-                                             time_major=True)
-    return tf.reduce_sum(per_utterance)
+    repeats = tf.reduce_sum(tf.cast((targets[:, 1:] == targets[:, :-1]) & mask[:, 1:], tf.int32), axis=1)
+    feasible = output_frames >= target_lengths + repeats
+    lengths = tf.where(feasible, target_lengths, 0)  # an infeasible utterance's loss is masked out below
+    if logits.dtype == tf.float64:
+        mask = tf.sequence_mask(lengths, tf.shape(targets)[1])
+        labels = tf.SparseTensor(tf.where(mask), tf.boolean_mask(targets, mask) - 1, tf.cast(tf.shape(targets), tf.int64))
+        rotated = tf.concat([logits[..., BLANK + 1:], logits[..., :BLANK + 1]], axis=-1)  # the kernel's blank is last
+        per_utterance = tf.compat.v1.nn.ctc_loss(labels, tf.transpose(rotated, [1, 0, 2]), output_frames,
+                                                 ctc_merge_repeated=True, ignore_longer_outputs_than_inputs=True,
+                                                 time_major=True)
+    else:
+        per_utterance = tf.nn.ctc_loss(labels=targets, logits=logits, label_length=lengths, logit_length=output_frames,
+                                       logits_time_major=False, blank_index=BLANK)
+    return tf.reduce_sum(tf.where(feasible, per_utterance, tf.zeros_like(per_utterance)))
 
 
 def clip_by_global_norm(gradients: list[tf.Tensor], max_norm: float) -> list[tf.Tensor]:
