@@ -32,16 +32,21 @@ REDUCED = {"conv_channels": 8, "rnn_hidden_size": 256, "rnn_layers": 3}
 REFERENCE = {"conv_channels": 32, "rnn_hidden_size": 2560, "rnn_layers": 3}
 
 
-def training_flops(frames: int, conv_channels: int, rnn_hidden_size: int, rnn_layers: int) -> float:
-    """FLOPs of one training step on one utterance of `frames` input frames (2 x MACs x 3)."""
+def forward_macs(frames: int, conv_channels: int, rnn_hidden_size: int, rnn_layers: int) -> dict[str, int]:
+    """Multiply-adds of one forward pass over one utterance of `frames` input frames, per layer kind."""
     time1 = (frames - 11) // 2 + 1
     time2 = int(output_frames(frames))
-    conv1 = 61 * time1 * conv_channels * 41 * 11
-    conv2 = 21 * time2 * conv_channels * conv_channels * 21 * 11
     sizes = [rnn_input_size(conv_channels)] + [rnn_hidden_size] * rnn_layers
-    gru = sum(3 * rnn_hidden_size * (sizes[i] + rnn_hidden_size) for i in range(rnn_layers)) * time2
-    fc = rnn_hidden_size * NUM_CLASSES * time2
-    return 2.0 * 3.0 * (conv1 + conv2 + gru + fc)
+    return {"conv1": 61 * time1 * conv_channels * 41 * 11,
+            "conv2": 21 * time2 * conv_channels * conv_channels * 21 * 11,
+            # 3 gates, each an input and a recurrent matrix product per frame
+            "gru": sum(3 * rnn_hidden_size * (sizes[i] + rnn_hidden_size) for i in range(rnn_layers)) * time2,
+            "fc": rnn_hidden_size * NUM_CLASSES * time2}
+
+
+def training_flops(frames: int, conv_channels: int, rnn_hidden_size: int, rnn_layers: int) -> float:
+    """FLOPs of one training step on one utterance: 2 per multiply-add, x3 for forward and backward."""
+    return 2.0 * 3.0 * sum(forward_macs(frames, conv_channels, rnn_hidden_size, rnn_layers).values())
 
 
 def _batch(batch_size: int, seconds: float, seed: int = 0) -> dict:
@@ -171,7 +176,7 @@ def feature_rate(seconds_of_audio: float = 60.0) -> dict:
     return {"audio_seconds_per_cpu_second": rates}
 
 
-def run_bench(rounds: int = 5, steps: int = 2, include_tensorflow: bool = True) -> dict:
+def run_bench(rounds: int = 5, steps: int = 1, include_tensorflow: bool = True) -> dict:
     import torch
 
     on_gpu = torch.cuda.is_available()
