@@ -210,3 +210,27 @@ def test_reference_config_runs_in_the_submission_layout(short_data, tmp_path, fr
             if "eval_accuracy: wanted an evaluation reaching" not in problem[2]
             and "runs failed" not in problem[2] and "number of runs" not in problem[2].lower()
             and "10 runs" not in problem[2]] == []
+
+
+def test_a_corrupt_flac_met_in_training_is_one_line(short_data, tmp_path):
+    """With verification off, the file that does not decode is named in one line, also from a DataLoader worker."""
+    import shutil
+    import subprocess
+    import sys
+
+    from harness.benchmarks import REPO_ROOT
+
+    data = tmp_path / "data"
+    shutil.copytree(short_data, data)
+    first = (data / "manifests" / "train-clean-100.csv").read_text().splitlines()[1].split(",")[0]
+    victim = data / first
+    victim.write_bytes(victim.read_bytes()[:200])
+    completed = subprocess.run([sys.executable, "-m", "harness", "train", "speech_recognition", "--framework", "pytorch",
+                                "--config", "smoke", "--set", f"run.data_dir={data}", "--set", f"run.out_dir={tmp_path / 'run'}",
+                                "--set", "run.verify_data=off", "--set", "run.num_workers=1", "--set", "run.progress=false"],
+                               cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    assert completed.returncode == 2, completed.stderr[-2000:]
+    errors = [line for line in completed.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {victim}: not a readable audio file"] or (
+        len(errors) == 1 and errors[0].startswith(f"error: {victim}: not a readable audio file")), completed.stderr[-2000:]
+    assert "Traceback" not in completed.stderr
