@@ -121,6 +121,13 @@ def tensorflow_model_vs_peer(sizes: dict, batch_size: int, seconds: float, round
     from speech_recognition.tensorflow.model import DeepSpeech2
     from speech_recognition.tensorflow.train import SGD, clip_by_global_norm, ctc_loss_sum
 
+    if not tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(1)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # TensorFlow already started in this process: keep its threads
+            pass
+
     data = _batch(batch_size, seconds)
     spect = tf.constant(data["features"][..., None])
     args = (tf.constant(data["output_frames"]), tf.constant(data["targets"]), tf.constant(data["target_lengths"]))
@@ -183,7 +190,10 @@ def run_bench(rounds: int = 5, steps: int = 1, include_tensorflow: bool = True) 
     sizes = REFERENCE if on_gpu else REDUCED
     batch_size, seconds = (8, 12.0) if on_gpu else (8, 4.0)
     if not on_gpu:
-        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+        # one intra-op thread per framework, as recommendation/bench.py: both measured alike, and no
+        # OpenMP spin-waiting against other processes on a shared machine (2 threads under a load of
+        # 20+ made a PyTorch step 50x slower here)
+        torch.set_num_threads(1)
     result = {"model": "reference" if on_gpu else "REDUCED (smoke sizes)", "sizes": sizes, "batch_size": batch_size,
               "utterance_seconds": seconds, "load_average": os.getloadavg()}
     flops = training_flops(1 + int(seconds * SAMPLE_RATE) // HOP, **sizes) * batch_size
