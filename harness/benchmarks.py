@@ -99,7 +99,7 @@ BENCHMARKS = {b.key: b for b in (
     Benchmark("translation", "transformer", "Transformer (big) on WMT17 En-De", subfolder="transformer"),
     Benchmark("translation", "gnmt", "GNMT on WMT16 En-De", subfolder="gnmt", built=False),
     Benchmark("reinforcement", "minigo", "Minigo on 9x9 Go", built=False),
-    Benchmark("speech_recognition", "deepspeech2", "DeepSpeech2 on LibriSpeech", built=False),
+    Benchmark("speech_recognition", "deepspeech2", "DeepSpeech2 on LibriSpeech"),
 )}
 
 
