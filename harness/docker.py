@@ -34,6 +34,7 @@ from pathlib import Path
 from harness.benchmarks import FRAMEWORKS, REPO_ROOT, get_benchmark
 from harness.errors import UserError
 from harness.progress import info
+from harness.provenance import IMAGE_LABEL, code_provenance
 
 # The order of the framework stages in every Dockerfile. The legacy builder (Docker without
 # BuildKit) builds every stage before the --target, so a pytorch build also runs the tensorflow
@@ -193,7 +194,9 @@ def download_wheelhouse(dest: str | os.PathLike = WHEELHOUSE_DIR,
 def build_command(dockerfile: Path, framework: str, tag: str, *, base_image: str | None,
                   accelerator: str, wheelhouse: bool) -> list[str]:
     """The `docker build` command line (no engine needed: a test reads it)."""
+    # the code the image is built from (harness/provenance.py), read back by run_image
     command = docker_client() + ["build", "--file", str(dockerfile), "--target", framework, "--tag", tag,
+                                 "--label", f"{IMAGE_LABEL}={code_provenance()}",
                                  "--build-arg", f"ACCELERATOR={accelerator}"]
     if base_image:
         command += ["--build-arg", f"BASE_IMAGE={base_image}"]
@@ -289,6 +292,9 @@ def run_image(benchmark: str, framework: str, *, data_dir: str | os.PathLike | N
                                  "--volume", f"{results_path}:/results"]
     if os.getuid() != 0:
         command += ["--user", f"{os.getuid()}:{os.getgid()}", "--env", "HOME=/tmp"]
+    provenance = _inspect(tag, f'{{{{index .Config.Labels "{IMAGE_LABEL}"}}}}')
+    if provenance and provenance != "<no value>":  # the code the image was built from (harness/provenance.py)
+        command += ["--env", f"MLBENCH_PROVENANCE={provenance}"]
     if gpus == "all" or (gpus == "auto" and _host_has_gpu()):
         command += ["--gpus", "all"]
     if sys.stdout.isatty():
