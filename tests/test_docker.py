@@ -50,8 +50,9 @@ def test_dockerfile_follows_the_convention(folder):
         assert f"COPY ${{WHEELHOUSE}}/{framework}/ /wheels/" in text
         deps = re.search(rf"FROM base AS {framework}-deps\n((?:.*\n)*?)\n", text + "\n").group(1)
         assert "ARG ACCELERATOR=cuda\n" in deps  # the default base is the GPU one
-        assert deps.rstrip().endswith(f"install_requirements.py /tmp/build/pyproject.toml {framework} /wheels "
-                                      "${ACCELERATOR}")
+        # the framework's packages and the benchmark folder's own extra (its field tools)
+        assert deps.rstrip().endswith(f"install_requirements.py /tmp/build/pyproject.toml {framework},"
+                                      f"{folder.split('/')[0]} /wheels ${{ACCELERATOR}}")
         entrypoint = re.search(rf"FROM base AS {framework}\n(?:.*\n)*?ENTRYPOINT (\[[^\]]*\])", text)
         assert entrypoint, f"{folder}/Dockerfile: no ENTRYPOINT in the {framework} stage"
         assert json.loads(entrypoint.group(1)) == [
