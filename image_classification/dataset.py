@@ -24,7 +24,8 @@ staging folder and renamed into place when complete, so an interrupted run redoe
 class per worker.
 
 `make_tiny(data_dir)` writes the same layout from real photos (crops of scikit-image's bundled
-images, one class per photo), so the same loaders and checks run on a laptop in seconds.
+images, one class per photo; validation crops from a part of each photo no training crop covers),
+so the same loaders and checks run on a laptop in seconds.
 """
 
 from __future__ import annotations
@@ -315,10 +316,23 @@ def _photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3])
 
 
-def _tiny_sample(photo: Image.Image, rng: np.random.Generator,
-                 short_side: tuple[int, int] = (72, 128)) -> Image.Image:
-    """A random crop (10-100% of the area, aspect 3/4-4/3), flip, colour jitter, random size."""
-    width, height = photo.size
+# Each photo is cut in two: training views are crops of its top 70%, validation views crops of its
+# bottom 30%, so no validation pixel was ever seen in training (the model must generalise from one
+# part of a scene to another, as ImageNet's validation photos are other photos of the class).
+VAL_BAND = 0.3
+
+
+def split_regions(width: int, height: int) -> dict[str, tuple[int, int, int, int]]:
+    """(left, top, right, bottom) of the training and the validation part of a `width` x `height` photo."""
+    boundary = round(height * (1.0 - VAL_BAND))
+    return {"train": (0, 0, width, boundary), "val": (0, boundary, width, height)}
+
+
+def _crop_box(region: tuple[int, int, int, int], rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """A random crop of 10-100% of `region`'s area at aspect 3/4-4/3 (RandomResizedCrop's draw);
+    where the region is too elongated for the drawn size, the largest crop of that aspect."""
+    left, top, right, bottom = region
+    width, height = right - left, bottom - top
     for _ in range(10):
         area = rng.uniform(0.1, 1.0) * width * height
         aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
@@ -326,13 +340,22 @@ def _tiny_sample(photo: Image.Image, rng: np.random.Generator,
         if crop_w <= width and crop_h <= height:
             break
     else:
-        crop_w, crop_h = width, height
-    left, top = int(rng.integers(0, width - crop_w + 1)), int(rng.integers(0, height - crop_h + 1))
-    image = photo.crop((left, top, left + crop_w, top + crop_h))
+        fit = min(width / crop_w, height / crop_h)
+        crop_w, crop_h = max(1, min(width, int(crop_w * fit))), max(1, min(height, int(crop_h * fit)))
+    x, y = left + int(rng.integers(0, width - crop_w + 1)), top + int(rng.integers(0, height - crop_h + 1))
+    return x, y, x + crop_w, y + crop_h
+
+
+def _tiny_sample(photo: Image.Image, box: tuple[int, int, int, int], rng: np.random.Generator,
+                 short_side: tuple[int, int] = (72, 128)) -> tuple[Image.Image, bool]:
+    """The crop `box` of `photo` at a random size, maybe flipped, with colour jitter; (image, flipped)."""
+    crop_w, crop_h = box[2] - box[0], box[3] - box[1]
+    image = photo.crop(box)
     short = int(rng.integers(short_side[0], short_side[1] + 1))  # ImageNet images vary in size too
     scale = short / min(crop_w, crop_h)
     image = image.resize((max(1, round(crop_w * scale)), max(1, round(crop_h * scale))), Image.BILINEAR)
-    if rng.random() < 0.5:
+    flipped = bool(rng.random() < 0.5)
+    if flipped:
         image = image.transpose(Image.FLIP_LEFT_RIGHT)
     pixels = np.asarray(image, dtype=np.float32)
     gain = rng.uniform(0.7, 1.3, size=3)  # brightness and a colour cast
@@ -340,7 +363,7 @@ def _tiny_sample(photo: Image.Image, rng: np.random.Generator,
     mean = pixels.mean()
     pixels = (pixels - mean) * contrast + mean
     pixels = pixels * gain + rng.normal(0.0, 4.0, size=pixels.shape)
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)), flipped
 
 
 def make_tiny(data_dir: str | os.PathLike, seed: int = 0, *, num_classes: int = len(TINY_PHOTOS),
@@ -358,11 +381,12 @@ def make_tiny(data_dir: str | os.PathLike, seed: int = 0, *, num_classes: int = 
         shutil.rmtree(root / "val", ignore_errors=True)
     rng = np.random.default_rng(seed)
     wnids = synsets()[:num_classes]
-    sources = {}
+    sources, views = {}, {}
     val_index = 0
     for wnid, photo_name in zip(wnids, TINY_PHOTOS):
         photo = Image.fromarray(_photo(photo_name))
         sources[wnid] = photo_name
+        regions = split_regions(*photo.size)
         for split, count in (("train", train_per_class), ("val", val_per_class)):
             folder = root / split / wnid
             folder.mkdir(parents=True, exist_ok=True)
@@ -372,11 +396,16 @@ def make_tiny(data_dir: str | os.PathLike, seed: int = 0, *, num_classes: int = 
                 else:
                     val_index += 1
                     name = f"ILSVRC2012_val_{val_index:08d}.JPEG"
+                box = _crop_box(regions[split], rng)
+                image, flipped = _tiny_sample(photo, box, rng, short_side)
                 buffer = io.BytesIO()
-                _tiny_sample(photo, rng, short_side).save(buffer, "JPEG", quality=int(rng.integers(70, 96)))
+                image.save(buffer, "JPEG", quality=int(rng.integers(70, 96)))
                 (folder / name).write_bytes(buffer.getvalue())
+                views[f"{split}/{wnid}/{name}"] = {"photo": photo_name, "box": list(box), "flipped": flipped}
     (root / "tiny_sources.json").write_text(json.dumps(
-        {"note": "tiny ImageNet-layout data: real photos from scikit-image, labels are placeholders",
-         "seed": seed, "classes": sources}, indent=1))
+        {"note": "tiny ImageNet-layout data: real photos from scikit-image, labels are placeholders; "
+                 f"training views are crops of each photo's top {1 - VAL_BAND:.0%}, validation views of "
+                 f"its bottom {VAL_BAND:.0%}",
+         "seed": seed, "classes": sources, "views": views}, indent=1))
     write_manifest(root)
     return root

@@ -78,15 +78,18 @@ def make_train_step(model: NeuMF, optimizer: Adam,
                     strategy: tf.distribute.Strategy) -> Callable:
     """One optimizer step on one global batch; returns the summed loss of its real samples."""
 
+    # float32 (the logit layer computes in float32 under a mixed policy); float64 for a float64 model
+    loss_dtype = model.dtype_policy.variable_dtype
+
     def replica_step(users, items, labels, count, global_count):
         with tf.GradientTape() as tape:
-            logits = tf.cast(model(users, items, training=True), tf.float32)
-            per_sample = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+            logits = tf.cast(model(users, items, training=True), loss_dtype)
+            per_sample = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels, loss_dtype), logits=logits)
             real = tf.range(tf.shape(users)[0]) < count  # padding of an uneven last batch is masked out
-            loss_sum = tf.reduce_sum(tf.where(real, per_sample, 0.0))
+            loss_sum = tf.reduce_sum(tf.where(real, per_sample, tf.zeros_like(per_sample)))
             # Each replica divides by the global batch's size and Keras sums the replicas' gradients
             # (optimizer all-reduce): the mean over the global batch, as the reference's BCE mean.
-            loss = loss_sum / tf.cast(global_count, tf.float32)
+            loss = loss_sum / tf.cast(global_count, loss_dtype)
         # Embedding gradients come as IndexedSlices with a row per sample; summed into dense tables
         # they are the reference's (nn.Embedding, sparse=False) and what Adam needs (see Adam), and
         # replicas all-reduce the tables (31M floats for ml-20m) instead of gathering every row.
@@ -104,7 +107,7 @@ def make_train_step(model: NeuMF, optimizer: Adam,
 
 def train_one_epoch(train_step: Callable, dataset, steps: int, samples: int, epoch: int, progress: bool) -> float:
     """One pass over the epoch's samples; returns the mean training loss."""
-    loss_total = tf.zeros((), tf.float32)
+    loss_total = 0.0  # becomes a tensor of the step's loss dtype at the first step
     with progress_bar(progress) as bar:
         task = bar.add_task(f"epoch {epoch}", total=steps, status="") if bar else None
         for batch in dataset:
