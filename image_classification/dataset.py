@@ -24,7 +24,7 @@ staging folder and renamed into place when complete, so an interrupted run redoe
 class per worker.
 
 `make_tiny(data_dir)` writes the same layout from real photos (crops of scikit-image's bundled
-images, one class per photo; validation crops from a part of each photo no training crop covers),
+images, one class per photo; validation crops from the quarter of each photo no training crop covers),
 so the same loaders and checks run on a laptop in seconds.
 """
 
@@ -316,33 +316,46 @@ def _photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3])
 
 
-# Each photo is cut in two: training views are crops of its top 70%, validation views crops of its
-# bottom 30%, so no validation pixel was ever seen in training (the model must generalise from one
-# part of a scene to another, as ImageNet's validation photos are other photos of the class).
-VAL_BAND = 0.3
+# Each photo's bottom-right quarter is held out: validation views are crops inside it, training views
+# crops anywhere that does not overlap it, so no validation pixel is ever seen in training (the model
+# must generalise from one part of a scene to another, as ImageNet's validation photos are other
+# photos of the class). Both draw their crop sizes alike (10-100% of a quarter's area), so the two
+# splits differ in where their views come from, not in how large or how zoomed in they are.
+def held_out_region(width: int, height: int) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the part of a `width` x `height` photo kept for validation."""
+    return width // 2, height // 2, width, height
 
 
-def split_regions(width: int, height: int) -> dict[str, tuple[int, int, int, int]]:
-    """(left, top, right, bottom) of the training and the validation part of a `width` x `height` photo."""
-    boundary = round(height * (1.0 - VAL_BAND))
-    return {"train": (0, 0, width, boundary), "val": (0, boundary, width, height)}
-
-
-def _crop_box(region: tuple[int, int, int, int], rng: np.random.Generator) -> tuple[int, int, int, int]:
-    """A random crop of 10-100% of `region`'s area at aspect 3/4-4/3 (RandomResizedCrop's draw);
-    where the region is too elongated for the drawn size, the largest crop of that aspect."""
-    left, top, right, bottom = region
-    width, height = right - left, bottom - top
+def _crop_size(region_w: int, region_h: int, rng: np.random.Generator) -> tuple[int, int]:
+    """10-100% of a `region_w` x `region_h` area at aspect 3/4-4/3 (RandomResizedCrop's draw), fitting
+    in the region; where the drawn size does not fit after 10 draws, the largest of the last aspect."""
     for _ in range(10):
-        area = rng.uniform(0.1, 1.0) * width * height
+        area = rng.uniform(0.1, 1.0) * region_w * region_h
         aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
         crop_w, crop_h = round(np.sqrt(area * aspect)), round(np.sqrt(area / aspect))
-        if crop_w <= width and crop_h <= height:
-            break
+        if 0 < crop_w <= region_w and 0 < crop_h <= region_h:
+            return crop_w, crop_h
+    fit = min(region_w / crop_w, region_h / crop_h)
+    return max(1, min(region_w, int(crop_w * fit))), max(1, min(region_h, int(crop_h * fit)))
+
+
+def _crop_box(split: str, width: int, height: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """A view's (left, top, right, bottom): inside the held-out quarter for 'val'; for 'train',
+    uniformly among the positions in the photo that do not overlap it."""
+    left, top, right, bottom = held_out_region(width, height)
+    crop_w, crop_h = _crop_size(right - left, bottom - top, rng)
+    if split == "val":
+        x, y = left + int(rng.integers(0, right - left - crop_w + 1)), top + int(rng.integers(0, bottom - top - crop_h + 1))
     else:
-        fit = min(width / crop_w, height / crop_h)
-        crop_w, crop_h = max(1, min(width, int(crop_w * fit))), max(1, min(height, int(crop_h * fit)))
-    x, y = left + int(rng.integers(0, width - crop_w + 1)), top + int(rng.integers(0, height - crop_h + 1))
+        # above the quarter (y + crop_h <= top, any x), or beside it (x + crop_w <= left, lower y)
+        above = (top - crop_h + 1) * (width - crop_w + 1)
+        beside = (height - crop_h - (top - crop_h)) * (left - crop_w + 1)
+        pick = int(rng.integers(0, above + beside))
+        if pick < above:
+            x, y = pick % (width - crop_w + 1), pick // (width - crop_w + 1)
+        else:
+            pick -= above
+            x, y = pick % (left - crop_w + 1), top - crop_h + 1 + pick // (left - crop_w + 1)
     return x, y, x + crop_w, y + crop_h
 
 
@@ -386,7 +399,6 @@ def make_tiny(data_dir: str | os.PathLike, seed: int = 0, *, num_classes: int = 
     for wnid, photo_name in zip(wnids, TINY_PHOTOS):
         photo = Image.fromarray(_photo(photo_name))
         sources[wnid] = photo_name
-        regions = split_regions(*photo.size)
         for split, count in (("train", train_per_class), ("val", val_per_class)):
             folder = root / split / wnid
             folder.mkdir(parents=True, exist_ok=True)
@@ -396,7 +408,7 @@ def make_tiny(data_dir: str | os.PathLike, seed: int = 0, *, num_classes: int = 
                 else:
                     val_index += 1
                     name = f"ILSVRC2012_val_{val_index:08d}.JPEG"
-                box = _crop_box(regions[split], rng)
+                box = _crop_box(split, *photo.size, rng)
                 image, flipped = _tiny_sample(photo, box, rng, short_side)
                 buffer = io.BytesIO()
                 image.save(buffer, "JPEG", quality=int(rng.integers(70, 96)))
@@ -404,8 +416,8 @@ def make_tiny(data_dir: str | os.PathLike, seed: int = 0, *, num_classes: int = 
                 views[f"{split}/{wnid}/{name}"] = {"photo": photo_name, "box": list(box), "flipped": flipped}
     (root / "tiny_sources.json").write_text(json.dumps(
         {"note": "tiny ImageNet-layout data: real photos from scikit-image, labels are placeholders; "
-                 f"training views are crops of each photo's top {1 - VAL_BAND:.0%}, validation views of "
-                 f"its bottom {VAL_BAND:.0%}",
+                 "validation views are crops of each photo's bottom-right quarter, training views crops "
+                 "that do not overlap it; boxes are (left, top, right, bottom) in the photo",
          "seed": seed, "classes": sources, "views": views}, indent=1))
     write_manifest(root)
     return root

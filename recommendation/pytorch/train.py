@@ -99,7 +99,8 @@ def evaluate(model: torch.nn.Module, data: EvalTensors, k: int, batch_size: int,
         for first in range(0, len(data.users), users_per_batch):
             items = data.items[first:first + users_per_batch]
             users = data.users[first:first + users_per_batch, None].expand_as(items)
-            scores = model(users.reshape(-1), items.reshape(-1)).float().view(items.shape)
+            scores = model(users.reshape(-1), items.reshape(-1))
+            scores = (scores if scores.dtype == torch.float64 else scores.float()).view(items.shape)
             beaten_by = (scores[:, :-1] >= scores[:, -1:]) & data.valid[first:first + users_per_batch]
             rank = beaten_by.sum(dim=1)
             hit = rank < k

@@ -53,13 +53,14 @@ class Adam(keras.optimizers.Adam):
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype
         step = tf.cast(self.iterations + 1, dtype)
-        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        # tf.constant, not tf.cast: a Python float cast goes through float32 first (0.999 -> 0.99900001)
+        beta_1, beta_2 = tf.constant(self.beta_1, dtype), tf.constant(self.beta_2, dtype)
         m = self._momentums[self._get_variable_index(variable)]
         v = self._velocities[self._get_variable_index(variable)]
         gradient = tf.cast(gradient, dtype)
         self.assign_add(m, (gradient - m) * (1 - beta_1))
         self.assign_add(v, (tf.square(gradient) - v) * (1 - beta_2))
-        denominator = tf.sqrt(v) / tf.sqrt(1 - tf.pow(beta_2, step)) + tf.cast(self.epsilon, dtype)
+        denominator = tf.sqrt(v) / tf.sqrt(1 - tf.pow(beta_2, step)) + tf.constant(self.epsilon, dtype)
         self.assign_sub(variable, tf.cast(learning_rate, dtype) / (1 - tf.pow(beta_1, step)) * m / denominator)
 
 
@@ -129,7 +130,7 @@ def make_rank_fn(model: NeuMF) -> Callable:
         shape = tf.shape(items)
         scores = model(tf.reshape(tf.broadcast_to(users[:, None], shape), [-1]), tf.reshape(items, [-1]),
                        training=False)
-        scores = tf.reshape(tf.cast(scores, tf.float32), shape)
+        scores = tf.reshape(tf.cast(scores, model.dtype_policy.variable_dtype), shape)  # float64 model: float64
         beaten_by = (scores[:, :-1] >= scores[:, -1:]) & valid
         return tf.reduce_sum(tf.cast(beaten_by, tf.int32), axis=1)
 
