@@ -178,14 +178,36 @@ def test_eval_negatives_must_match_the_prepared_data(tiny_data, tmp_path):
         train.main(smoke_config(tiny_data, tmp_path / "run", "data.eval_negatives_per_user=99"))
 
 
-def test_throughput_and_eval_time_use_the_training_code():
+def test_training_and_eval_rates_are_samples_over_the_time_they_took(monkeypatch):
+    """A fake clock (time.perf_counter) that advances a microsecond per sample the model computes, from
+    inside the tf.function steps (tf.py_function): the training rate and the evaluation's scores per
+    second must be 10^6 exactly, and the extrapolated time for all users that of their scores."""
+    import time
+
+    from recommendation.tensorflow.model import NeuMF
+
+    clock = {"now": 1000.0}
+
+    def spend(rows):
+        clock["now"] += int(rows) * 1e-6
+        return np.float32(0.0)
+
+    call = NeuMF.call
+
+    def costly_call(self, users, items):
+        logits = call(self, users, items)
+        return logits + tf.py_function(spend, [tf.shape(users)[0]], tf.float32)  # runs at every step
+
+    monkeypatch.setattr(NeuMF, "call", costly_call)
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
     cfg = load_benchmark_config("recommendation", "reference", [
         "model.factors=8", "model.mlp_layer_sizes=[16,8]", "run.threads=1", "run.device=cpu"])
     training = tensorflow_throughput(cfg, steps=2, warmup_steps=1, global_batch_size=512, n_users=100, n_items=50)
-    assert training["samples_per_second"] == pytest.approx(2 * 512 / training["seconds"])
+    assert training["samples_per_second"] == pytest.approx(1e6, rel=1e-9)
     assert training["device"].startswith("cpu") and training["precision"] == "float32"
     evaluation = tensorflow_eval_time(cfg, users=20, n_users=100, n_items=50, negatives=9)
-    assert evaluation["extrapolated"] and evaluation["all_users_seconds"] == pytest.approx(evaluation["seconds"] * 5)
+    assert evaluation["scores_per_second"] == pytest.approx(1e6, rel=1e-9)
+    assert evaluation["extrapolated"] and evaluation["all_users_seconds"] == pytest.approx(100 * 10 * 1e-6, rel=1e-9)
 
 
 MIRRORED = textwrap.dedent("""
