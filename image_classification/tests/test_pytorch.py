@@ -70,6 +70,7 @@ def test_two_epoch_log_is_compliant_but_for_the_target(two_epoch_run, tmp_path):
     assert failures and all("eval_accuracy" in line or line.endswith("FAILED") for line in failures), failures
 
 
+@pytest.mark.numerics  # a run against itself: exact on one machine, whatever its kernels
 def test_same_seed_same_run(two_epoch_run, tiny_imagenet, tmp_path):
     cfg, first = two_epoch_run
     second = train.main(smoke_config(tiny_imagenet, tmp_path, "schedule.max_epochs=2", "run.stop_at_target=false",
@@ -79,6 +80,7 @@ def test_same_seed_same_run(two_epoch_run, tiny_imagenet, tmp_path):
     assert all(torch.equal(ours[name], theirs[name]) for name in ours)
 
 
+@pytest.mark.numerics  # a run against itself: exact on one machine, whatever its kernels
 def test_resumed_run_reproduces_the_uninterrupted_one(two_epoch_run, tiny_imagenet, tmp_path):
     cfg, uninterrupted = two_epoch_run
     common = ("run.stop_at_target=false", "run.deterministic=true", "run.checkpoint_every_epochs=1")

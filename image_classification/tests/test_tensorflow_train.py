@@ -75,6 +75,7 @@ def checkpoint_weights(folder: Path) -> dict[str, np.ndarray]:
             if name != "_CHECKPOINTABLE_OBJECT_GRAPH"}
 
 
+@pytest.mark.numerics  # a run against itself: exact on one machine, whatever its kernels
 def test_two_runs_with_one_seed_are_identical(deterministic_run, tiny, tmp_path):
     first, _, _, ours = deterministic_run
     second = main(smoke(tiny, tmp_path, "run.deterministic=true", "schedule.max_epochs=2",
@@ -86,6 +87,7 @@ def test_two_runs_with_one_seed_are_identical(deterministic_run, tiny, tmp_path)
         np.testing.assert_array_equal(ours[name], theirs[name], err_msg=name)
 
 
+@pytest.mark.numerics  # a run against itself: exact on one machine, whatever its kernels
 def test_resume_replays_the_interrupted_epochs_exactly(deterministic_run):
     first, cfg, out, uninterrupted = deterministic_run
     shutil.rmtree(out / "checkpoints" / "epoch-0002")  # as if the run had died during epoch 2
