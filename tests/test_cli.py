@@ -10,11 +10,8 @@ import sys
 
 import pytest
 
-from harness.benchmarks import BENCHMARKS
 from harness.errors import EXIT_TARGET_MISSED
 from tests.conftest import REPO, run_harness
-
-UNBUILT = [benchmark.key for benchmark in BENCHMARKS.values() if not benchmark.built]
 
 
 def _one_line_error(completed, *fragments):
@@ -31,7 +28,8 @@ def _one_line_error(completed, *fragments):
 
 @pytest.mark.parametrize("args, fragments", [
     (["train", "nosuch"], ["unknown benchmark 'nosuch'"]),
-    (["train", "object_detection"], ["holds 2 benchmarks", "ssd", "maskrcnn"]),
+    (["train", "object_detection"], ["'object_detection' holds 2 benchmarks", "ssd (object_detection/ssd)",
+                                     "maskrcnn (object_detection/maskrcnn)"]),
     (["train", "recommendation", "--config", "missing.yaml"], ["missing.yaml", "no such config file"]),
     (["train", "recommendation", "--set", "optimizer.base_lr=fast"], ["optimizer.base_lr", "expected float"]),
     (["train", "recommendation", "--set", "nosection.x=1"], ["unknown key 'nosection'"]),
@@ -55,9 +53,18 @@ def test_one_changed_byte_in_the_dataset_is_refused_before_training(tiny_ncf_dat
     assert not log.exists() or '"key": "run_start"' not in log.read_text(), line
 
 
-@pytest.mark.skipif(not UNBUILT, reason="every registered benchmark is built")
-def test_an_unbuilt_benchmark_is_a_user_error():
-    _one_line_error(run_harness("train", UNBUILT[0]), "not built yet")
+def test_a_benchmark_is_named_by_key_path_or_its_only_folder(monkeypatch):
+    import dataclasses
+
+    from harness import benchmarks
+    from harness.errors import UserError
+
+    assert benchmarks.get_benchmark("ncf") is benchmarks.get_benchmark("recommendation") is benchmarks.BENCHMARKS["ncf"]
+    assert benchmarks.get_benchmark("recommendation/").key == "ncf"
+    unbuilt = dataclasses.replace(benchmarks.BENCHMARKS["ncf"], key="unbuilt", folder="nowhere", built=False)
+    monkeypatch.setitem(benchmarks.BENCHMARKS, "unbuilt", unbuilt)
+    with pytest.raises(UserError, match="benchmark 'unbuilt' is not built yet"):
+        benchmarks.get_benchmark("unbuilt")
 
 
 def test_a_run_that_misses_its_target_exits_3(tiny_ncf_data, tmp_path):
