@@ -15,7 +15,8 @@ their scale with SGD, 2e-3 with LARS).
 
 The setting is kept out of the chaotic regime (the issue-8 rule): BN statistics over 32 images of
 64x64 (layer4 still sees 2x2 positions per image), peak learning rate 0.01 for SGD; a test checks
-that a 1e-9 perturbation of the starting weights is not amplified more than 10x in three steps.
+that a float32-rounding-sized change of the starting weights (1e-7) grows less than 100x in three
+steps (measured: 8x; in the old setting, 19,000x).
 """
 
 from __future__ import annotations
@@ -181,21 +182,22 @@ def test_one_config_trains_the_same_in_both_frameworks(optimizer, accumulation, 
                no_wd_on_bn_bias=False), 1),
 ], ids=["sgd-accumulation2", "lars"])
 def test_the_parity_setting_does_not_amplify_rounding(optimizer, accumulation):
-    """The property the parity bound relies on: in this setting a 1e-9 relative change of the starting
-    weights moves the weights after 3 steps by less than 1e-8 of their scale (no step-over-step growth
-    of small differences, which at a larger learning rate or with BN over fewer values reaches 40x a
-    step). PyTorch, float64."""
+    """The property the parity test relies on: in this setting a change of the starting weights the
+    size of float32 rounding (1e-7 of each value) moves the weights after 3 steps by less than 1e-5 of
+    their scale (measured 8e-7 for SGD, 6e-7 for LARS: growth stays linear). In the old setting (BN over
+    16 images of 32x32, SGD lr 0.05) the same change grew to 2e-3 (x19,000), which is how float32
+    rounding differences between machines became 1% of the loss in 3 steps (issue 8). PyTorch, float64."""
     cfg = config(optimizer, accumulation)
     images, labels = batches(accumulation)
     state = initial_state(cfg)
     generator = torch.Generator().manual_seed(7)
-    nudged = {name: value * (1 + 1e-9 * torch.randn(value.shape, generator=generator, dtype=torch.float64))
+    nudged = {name: value * (1 + 1e-7 * torch.randn(value.shape, generator=generator, dtype=torch.float64))
               if value.is_floating_point() else value for name, value in state.items()}
     _, reference = torch_training(cfg, state, images, labels)
     _, moved = torch_training(cfg, nudged, images, labels)
     worst = max(relative_difference(moved[name], reference[name]) for name in reference
                 if not name.endswith("num_batches_tracked"))
-    assert 0 < worst < 1e-8, worst
+    assert 0 < worst < 1e-5, worst
 
 
 @pytest.mark.parametrize("nesterov", [False, True])
