@@ -116,6 +116,7 @@ def test_keras_to_torch_gives_the_same_logits(factors, layers, dtype):
 
 
 def test_same_seed_same_initial_weights():
+    """Both frameworks start from the same float32 arrays (weights.py's NumPy draws): bit for bit."""
     keras_state = convert.keras_to_torch_layout(build_keras_model(USERS, ITEMS, 8, (64, 32, 16, 8), seed=4))
     torch_state = build_torch_model(USERS, ITEMS, 8, (64, 32, 16, 8), seed=4).state_dict()
     assert list(keras_state) == list(torch_state)
@@ -123,6 +124,7 @@ def test_same_seed_same_initial_weights():
 
 
 def test_files_convert_both_ways(tmp_path):
+    """A .pt file to .weights.h5 and back gives the same float32 arrays, bit for bit (a copy, no arithmetic)."""
     model = build_torch_model(USERS, ITEMS, 8, (64, 32, 16, 8), seed=5)
     state = perturbed({k: v.numpy() for k, v in model.state_dict().items()}, seed=6)
     # a harness checkpoint payload ({"model": state_dict, ...}) converts like a bare state_dict
