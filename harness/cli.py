@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from harness.benchmarks import FRAMEWORKS, get_benchmark
-from harness.errors import exit_on_user_error
+from harness.errors import EXIT_TARGET_MISSED, exit_on_user_error
 
 
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +35,8 @@ def _run_train(args: argparse.Namespace) -> int:
                     out=args.out, overrides=args.overrides, system=args.system)
     if args.json:
         print(json.dumps([result.as_dict() for result in results], indent=1))
-    return 0 if all(result.status == "success" for result in results) else 1
+    # trained but short of the target is not a crash (1) nor a user error (2): callers tell them apart
+    return 0 if all(result.status == "success" for result in results) else EXIT_TARGET_MISSED
 
 
 def _run_list(args: argparse.Namespace) -> int:

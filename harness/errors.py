@@ -2,6 +2,11 @@
 
 Internal bugs are not caught anywhere: they crash loudly in tests. `UserError`s are caught only at
 the command-line edge by `exit_on_user_error`, which prints one line and exits 2.
+
+Exit codes of `python -m harness train` / `invoke train` (README.md, "Exit codes"):
+0 every run reached its quality target; 1 a crash or an unexpected error (Python's own code for an
+uncaught exception); 2 a user error (one line on stderr); 3 the runs completed and wrote their logs,
+but at least one ended without reaching the target (run_stop status "aborted").
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import TypeVar
 F = TypeVar("F", bound=Callable)
 
 EXIT_USER_ERROR = 2
+EXIT_TARGET_MISSED = 3
 
 
 class UserError(Exception):

@@ -11,8 +11,10 @@ otherwise. The training loop stays the same under every strategy (`strategy.run`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import tensorflow as tf
@@ -79,6 +81,33 @@ def setup(options: RunOptions, strategy: str = "auto") -> tf.distribute.Strategy
     # determinism TensorFlow refuses to create the implicit one.
     tf.random.set_global_generator(tf.random.Generator.from_seed(options.seed))
     return distribution
+
+
+def logits_dtype() -> str:
+    """The dtype policy of a model's logit layer: float32 under a mixed (16-bit compute) policy, so the
+    loss and any ranking of scores see full-precision logits; otherwise the global policy itself
+    (float32, or float64 where a parity test computes both frameworks in float64)."""
+    import keras
+
+    policy = keras.mixed_precision.global_policy()
+    return "float32" if policy.compute_dtype in ("float16", "bfloat16") else policy.name
+
+
+@contextlib.contextmanager
+def float64_policy() -> Iterator[None]:
+    """Build and run Keras models in float64 inside this block (the cross-framework parity checks: both
+    frameworks compute in float64 on CPU, where rounding differences of the kernels stay ~1e-16);
+    the previous global policy and floatx come back after."""
+    import keras
+
+    policy, floatx = keras.mixed_precision.global_policy(), keras.config.floatx()
+    keras.config.set_floatx("float64")
+    keras.mixed_precision.set_global_policy("float64")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+        keras.config.set_floatx(floatx)
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

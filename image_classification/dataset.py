@@ -24,7 +24,8 @@ staging folder and renamed into place when complete, so an interrupted run redoe
 class per worker.
 
 `make_tiny(data_dir)` writes the same layout from real photos (crops of scikit-image's bundled
-images, one class per photo), so the same loaders and checks run on a laptop in seconds.
+images, one class per photo; validation crops from the quarter of each photo no training crop covers),
+so the same loaders and checks run on a laptop in seconds.
 """
 
 from __future__ import annotations
@@ -315,24 +316,59 @@ def _photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3])
 
 
-def _tiny_sample(photo: Image.Image, rng: np.random.Generator,
-                 short_side: tuple[int, int] = (72, 128)) -> Image.Image:
-    """A random crop (10-100% of the area, aspect 3/4-4/3), flip, colour jitter, random size."""
-    width, height = photo.size
+# Each photo's bottom-right quarter is held out: validation views are crops inside it, training views
+# crops anywhere that does not overlap it, so no validation pixel is ever seen in training (the model
+# must generalise from one part of a scene to another, as ImageNet's validation photos are other
+# photos of the class). Both draw their crop sizes alike (10-100% of a quarter's area), so the two
+# splits differ in where their views come from, not in how large or how zoomed in they are.
+def held_out_region(width: int, height: int) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the part of a `width` x `height` photo kept for validation."""
+    return width // 2, height // 2, width, height
+
+
+def _crop_size(region_w: int, region_h: int, rng: np.random.Generator) -> tuple[int, int]:
+    """10-100% of a `region_w` x `region_h` area at aspect 3/4-4/3 (RandomResizedCrop's draw), fitting
+    in the region; where the drawn size does not fit after 10 draws, the largest of the last aspect."""
     for _ in range(10):
-        area = rng.uniform(0.1, 1.0) * width * height
+        area = rng.uniform(0.1, 1.0) * region_w * region_h
         aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
         crop_w, crop_h = round(np.sqrt(area * aspect)), round(np.sqrt(area / aspect))
-        if crop_w <= width and crop_h <= height:
-            break
+        if 0 < crop_w <= region_w and 0 < crop_h <= region_h:
+            return crop_w, crop_h
+    fit = min(region_w / crop_w, region_h / crop_h)
+    return max(1, min(region_w, int(crop_w * fit))), max(1, min(region_h, int(crop_h * fit)))
+
+
+def _crop_box(split: str, width: int, height: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """A view's (left, top, right, bottom): inside the held-out quarter for 'val'; for 'train',
+    uniformly among the positions in the photo that do not overlap it."""
+    left, top, right, bottom = held_out_region(width, height)
+    crop_w, crop_h = _crop_size(right - left, bottom - top, rng)
+    if split == "val":
+        x, y = left + int(rng.integers(0, right - left - crop_w + 1)), top + int(rng.integers(0, bottom - top - crop_h + 1))
     else:
-        crop_w, crop_h = width, height
-    left, top = int(rng.integers(0, width - crop_w + 1)), int(rng.integers(0, height - crop_h + 1))
-    image = photo.crop((left, top, left + crop_w, top + crop_h))
+        # above the quarter (y + crop_h <= top, any x), or beside it (x + crop_w <= left, lower y)
+        above = (top - crop_h + 1) * (width - crop_w + 1)
+        beside = (height - crop_h - (top - crop_h)) * (left - crop_w + 1)
+        pick = int(rng.integers(0, above + beside))
+        if pick < above:
+            x, y = pick % (width - crop_w + 1), pick // (width - crop_w + 1)
+        else:
+            pick -= above
+            x, y = pick % (left - crop_w + 1), top - crop_h + 1 + pick // (left - crop_w + 1)
+    return x, y, x + crop_w, y + crop_h
+
+
+def _tiny_sample(photo: Image.Image, box: tuple[int, int, int, int], rng: np.random.Generator,
+                 short_side: tuple[int, int] = (72, 128)) -> tuple[Image.Image, bool]:
+    """The crop `box` of `photo` at a random size, maybe flipped, with colour jitter; (image, flipped)."""
+    crop_w, crop_h = box[2] - box[0], box[3] - box[1]
+    image = photo.crop(box)
     short = int(rng.integers(short_side[0], short_side[1] + 1))  # ImageNet images vary in size too
     scale = short / min(crop_w, crop_h)
     image = image.resize((max(1, round(crop_w * scale)), max(1, round(crop_h * scale))), Image.BILINEAR)
-    if rng.random() < 0.5:
+    flipped = bool(rng.random() < 0.5)
+    if flipped:
         image = image.transpose(Image.FLIP_LEFT_RIGHT)
     pixels = np.asarray(image, dtype=np.float32)
     gain = rng.uniform(0.7, 1.3, size=3)  # brightness and a colour cast
@@ -340,7 +376,7 @@ def _tiny_sample(photo: Image.Image, rng: np.random.Generator,
     mean = pixels.mean()
     pixels = (pixels - mean) * contrast + mean
     pixels = pixels * gain + rng.normal(0.0, 4.0, size=pixels.shape)
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)), flipped
 
 
 def make_tiny(data_dir: str | os.PathLike, seed: int = 0, *, num_classes: int = len(TINY_PHOTOS),
@@ -358,7 +394,7 @@ def make_tiny(data_dir: str | os.PathLike, seed: int = 0, *, num_classes: int = 
         shutil.rmtree(root / "val", ignore_errors=True)
     rng = np.random.default_rng(seed)
     wnids = synsets()[:num_classes]
-    sources = {}
+    sources, views = {}, {}
     val_index = 0
     for wnid, photo_name in zip(wnids, TINY_PHOTOS):
         photo = Image.fromarray(_photo(photo_name))
@@ -372,11 +408,16 @@ def make_tiny(data_dir: str | os.PathLike, seed: int = 0, *, num_classes: int = 
                 else:
                     val_index += 1
                     name = f"ILSVRC2012_val_{val_index:08d}.JPEG"
+                box = _crop_box(split, *photo.size, rng)
+                image, flipped = _tiny_sample(photo, box, rng, short_side)
                 buffer = io.BytesIO()
-                _tiny_sample(photo, rng, short_side).save(buffer, "JPEG", quality=int(rng.integers(70, 96)))
+                image.save(buffer, "JPEG", quality=int(rng.integers(70, 96)))
                 (folder / name).write_bytes(buffer.getvalue())
+                views[f"{split}/{wnid}/{name}"] = {"photo": photo_name, "box": list(box), "flipped": flipped}
     (root / "tiny_sources.json").write_text(json.dumps(
-        {"note": "tiny ImageNet-layout data: real photos from scikit-image, labels are placeholders",
-         "seed": seed, "classes": sources}, indent=1))
+        {"note": "tiny ImageNet-layout data: real photos from scikit-image, labels are placeholders; "
+                 "validation views are crops of each photo's bottom-right quarter, training views crops "
+                 "that do not overlap it; boxes are (left, top, right, bottom) in the photo",
+         "seed": seed, "classes": sources, "views": views}, indent=1))
     write_manifest(root)
     return root

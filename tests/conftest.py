@@ -28,6 +28,8 @@ def run_harness(*args: str, env: dict | None = None, timeout: int = 600) -> subp
                           capture_output=True, text=True, timeout=timeout)
 
 
-def results_of(completed: subprocess.CompletedProcess) -> list[dict]:
-    assert completed.returncode in (0, 1), completed.stderr[-3000:]
+def results_of(completed: subprocess.CompletedProcess, exit_code: int = 0) -> list[dict]:
+    """The `--json` results of `harness train`, which must have exited with `exit_code`: 0 when every run
+    reached its target, harness.errors.EXIT_TARGET_MISSED when one did not (1 is a crash, 2 a user error)."""
+    assert completed.returncode == exit_code, completed.stderr[-3000:]
     return json.loads(completed.stdout)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
-from tests.conftest import run_harness
+from harness.errors import EXIT_TARGET_MISSED
+from tests.conftest import REPO, run_harness
 
 
 def _one_line_error(completed, *fragments):
@@ -60,3 +65,26 @@ def test_a_benchmark_is_named_by_key_path_or_its_only_folder(monkeypatch):
     monkeypatch.setitem(benchmarks.BENCHMARKS, "unbuilt", unbuilt)
     with pytest.raises(UserError, match="benchmark 'unbuilt' is not built yet"):
         benchmarks.get_benchmark("unbuilt")
+
+
+def test_a_run_that_misses_its_target_exits_3(tiny_ncf_data, tmp_path):
+    """Trained to the end of its budget below the target: `invoke train` (through `python -m harness
+    train`) exits EXIT_TARGET_MISSED (3), which a caller can tell from a crash (1) and a user error (2);
+    the log is complete, its run_stop says "aborted", and the checker finds nothing wrong with it but
+    the missed target."""
+    out = tmp_path / "out"
+    completed = subprocess.run(
+        [sys.executable, "-m", "invoke", "train", "recommendation", "--framework", "pytorch", "--set", f"run.data_dir={tiny_ncf_data}",
+         "--set", f"run.out_dir={out}", "--set", "run.threads=1", "--set", "schedule.max_epochs=1"],
+        cwd=REPO, env={**os.environ, "MLBENCH_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+        timeout=600, check=False)
+    assert EXIT_TARGET_MISSED == 3 and completed.returncode == EXIT_TARGET_MISSED, completed.stderr[-3000:]
+    assert "Traceback" not in completed.stderr
+    stop = [json.loads(line.split(":::MLLOG ", 1)[1]) for line in (out / "mllog.txt").read_text().splitlines()
+            if '"key": "run_stop"' in line]
+    assert len(stop) == 1 and stop[0]["metadata"]["status"] == "aborted"
+    from compliance.checker import check_log
+
+    result = check_log(str(out / "mllog.txt"), "mlbench-1.0.0-smoke")
+    assert result.unusable is None and len(result.errors) == 1
+    assert result.errors[0].wanted.startswith("an evaluation reaching"), result.errors[0].format("log")

@@ -29,6 +29,7 @@ from harness.progress import info, track
 from harness.torch_runtime import TorchRuntime
 from image_classification.config import (
     Config,
+    LearningRateSchedule,
     global_batch_size,
     hyperparameters,
     learning_rate_schedule,
@@ -63,7 +64,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, loss_fn, rt: To
     loader.sampler.set_epoch(epoch)
     accumulation = cfg.data.gradient_accumulation_steps
     micro_batches = steps_per_epoch * accumulation
-    loss_sum = torch.zeros((), device=rt.device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=rt.device)
     images_seen = 0
     for index, (images, labels) in enumerate(track(batches(loader), f"epoch {epoch}", total=micro_batches,
                                                    enabled=cfg.run.progress)):
@@ -83,6 +84,16 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, loss_fn, rt: To
         loss_sum += loss.detach()
         images_seen += images.shape[0]
     return images_seen, loss_sum.item() / max(1, steps_per_epoch)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, schedule: LearningRateSchedule) -> torch.optim.lr_scheduler.LambdaLR:
+    """The shared learning-rate formula (config.LearningRateSchedule), stepped once per optimizer step."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step) / schedule.peak)
+
+
+def build_loss(cfg: Config) -> nn.Module:
+    """Cross-entropy with the reference's label smoothing (v0.7 `--label_smoothing=0.1`)."""
+    return nn.CrossEntropyLoss(label_smoothing=cfg.optimizer.label_smoothing)
 
 
 def average_batchnorm_statistics(model: nn.Module, rt: TorchRuntime) -> None:
@@ -155,9 +166,9 @@ def main(cfg: Config) -> RunResult:
     global_batch = global_batch_size(cfg, rt.world_size)
     schedule = learning_rate_schedule(cfg, global_batch, steps_per_epoch)
     optimizer = build_optimizer(cfg.optimizer, model, schedule.peak)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step) / schedule.peak)
+    scheduler = build_scheduler(optimizer, schedule)
     scaler = rt.grad_scaler()
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.optimizer.label_smoothing)
+    loss_fn = build_loss(cfg)
     state = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
     first_epoch = resume_if_asked(cfg, rt, **state)
 

@@ -32,6 +32,8 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
+from harness import tf_runtime
+
 EXPANSION = 4  # a bottleneck's output has 4x the channels of its 3x3 conv
 BN_EPSILON = 1e-5  # torch.nn.BatchNorm2d default, as in the reference
 
@@ -123,8 +125,8 @@ class ResNet(keras.Model):
         # under a mixed-precision policy keep the softmax and the loss in full precision.
         bound = 1.0 / math.sqrt(in_channels)
         self.fc = L.Dense(num_classes, kernel_initializer=keras.initializers.RandomUniform(-bound, bound),
-                          bias_initializer=keras.initializers.RandomUniform(-bound, bound), dtype="float32",
-                          name="fc")
+                          bias_initializer=keras.initializers.RandomUniform(-bound, bound),
+                          dtype=tf_runtime.logits_dtype(), name="fc")
 
     def call(self, images, training=None):
         x = self.conv1(self.pad1(images))

@@ -108,10 +108,13 @@ def make_train_step(cfg: Config, strategy: tf.distribute.Strategy, model: keras.
     accumulation = cfg.data.gradient_accumulation_steps
     num_classes, smoothing = cfg.model.num_classes, cfg.optimizer.label_smoothing
 
+    # float32 (the logits of a mixed-precision model are float32 already); float64 for a float64 model
+    loss_dtype = model.dtype_policy.variable_dtype
+
     def summed_loss(labels, logits):
         # torch's CrossEntropyLoss(label_smoothing=e): cross-entropy against (1 - e) one-hot + e / K
-        targets = tf.one_hot(labels, num_classes) * (1.0 - smoothing) + smoothing / num_classes
-        return tf.reduce_sum(tf.nn.softmax_cross_entropy_with_logits(targets, tf.cast(logits, tf.float32)))
+        targets = tf.one_hot(labels, num_classes, dtype=loss_dtype) * (1.0 - smoothing) + smoothing / num_classes
+        return tf.reduce_sum(tf.nn.softmax_cross_entropy_with_logits(targets, tf.cast(logits, loss_dtype)))
 
     def replica_step(images, labels):
         variables = model.trainable_variables

@@ -182,6 +182,45 @@ def test_tiny_dataset_has_the_real_layout(tiny_imagenet):
     assert list(sources.values()) == list(dataset.TINY_PHOTOS)
 
 
+def test_tiny_validation_views_come_from_a_quarter_no_training_view_covers(tiny_imagenet):
+    """Every view's box lies in (val) or outside (train) the bottom-right quarter of its photo, so no
+    validation pixel was seen in training; and the boxes are the views' true sources: each image looks
+    like its box of the photo (after the recorded flip), and a validation image less like the box
+    mirrored through the photo's centre (in the training part)."""
+    views = json.loads((tiny_imagenet / "tiny_sources.json").read_text())["views"]
+    assert len(views) == 10 * 50 and {name.split("/")[0] for name in views} == {"train", "val"}
+    photos = {name: Image.fromarray(dataset._photo(name)) for name in dataset.TINY_PHOTOS}
+    for name, view in views.items():
+        width, height = photos[view["photo"]].size
+        left, top, right, bottom = view["box"]
+        assert 0 <= left < right <= width and 0 <= top < bottom <= height, name
+        inside = left >= width // 2 and top >= height // 2
+        overlaps = right > width // 2 and bottom > height // 2
+        assert inside if name.startswith("val/") else not overlaps, (name, view)
+
+    def gray(image: Image.Image) -> np.ndarray:
+        pixels = np.asarray(image.convert("L").resize((24, 24), Image.BILINEAR), dtype=np.float64).ravel()
+        return (pixels - pixels.mean()) / (pixels.std() + 1e-9)
+
+    def correlation(image: np.ndarray, photo: Image.Image, box, flipped: bool) -> float:
+        crop = photo.crop(box)
+        return float(image @ gray(crop.transpose(Image.FLIP_LEFT_RIGHT) if flipped else crop)) / image.size
+
+    checked = [name for index, name in enumerate(views) if index % 50 in (0, 17, 41, 48)]  # 2 train + 2 val a photo
+    assert sum(name.startswith("val/") for name in checked) == 20
+    for name in checked:
+        view = views[name]
+        photo, (left, top, right, bottom) = photos[view["photo"]], view["box"]
+        image = gray(Image.open(tiny_imagenet / name))
+        match = correlation(image, photo, (left, top, right, bottom), view["flipped"])
+        assert match > 0.8, (name, match)
+        if name.startswith("val/"):
+            width, height = photo.size
+            mirrored = correlation(image, photo, (width - right, height - bottom, width - left, height - top),
+                                   view["flipped"])
+            assert match > mirrored + 0.1, (name, match, mirrored)
+
+
 def test_tiny_dataset_is_reproducible(tmp_path):
     first = dataset.make_tiny(tmp_path / "a", seed=3, num_classes=2, train_per_class=3, val_per_class=1)
     second = dataset.make_tiny(tmp_path / "b", seed=3, num_classes=2, train_per_class=3, val_per_class=1)

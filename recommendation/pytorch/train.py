@@ -67,9 +67,11 @@ def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sc
         for start, stop, global_count in data.batches:
             with rt.autocast():
                 logits = model(data.users[start:stop], data.items[start:stop])
+            # autocast's 16-bit logits go to float32; a float64 model (the parity tests) stays float64
+            logits = logits if logits.dtype == torch.float64 else logits.float()
             # Sum over this rank's samples, scaled so that DDP's gradient average is the mean over
             # the whole global batch, whatever the split (the last batch may be uneven).
-            batch_loss = F.binary_cross_entropy_with_logits(logits.float(), data.labels[start:stop],
+            batch_loss = F.binary_cross_entropy_with_logits(logits, data.labels[start:stop].to(logits.dtype),
                                                             reduction="sum")
             loss = batch_loss * (rt.world_size / global_count)
             optimizer.zero_grad(set_to_none=True)
@@ -97,7 +99,8 @@ def evaluate(model: torch.nn.Module, data: EvalTensors, k: int, batch_size: int,
         for first in range(0, len(data.users), users_per_batch):
             items = data.items[first:first + users_per_batch]
             users = data.users[first:first + users_per_batch, None].expand_as(items)
-            scores = model(users.reshape(-1), items.reshape(-1)).float().view(items.shape)
+            scores = model(users.reshape(-1), items.reshape(-1))
+            scores = (scores if scores.dtype == torch.float64 else scores.float()).view(items.shape)
             beaten_by = (scores[:, :-1] >= scores[:, -1:]) & data.valid[first:first + users_per_batch]
             rank = beaten_by.sum(dim=1)
             hit = rank < k

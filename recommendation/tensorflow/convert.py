@@ -42,10 +42,11 @@ def _variables(model: keras.Model) -> Iterator[tuple[str, object, bool]]:
 
 
 def keras_to_torch_layout(model: keras.Model) -> dict[str, np.ndarray]:
-    """The Keras model's weights as a PyTorch state_dict of float32 NumPy arrays."""
+    """The Keras model's weights as a PyTorch state_dict of NumPy arrays, in the variables' dtype
+    (float32; float64 for a float64 model)."""
     state = {}
     for name, variable, transposed in _variables(model):
-        value = np.asarray(variable.numpy(), dtype=np.float32)
+        value = np.asarray(variable.numpy())
         state[name] = np.ascontiguousarray(value.T) if transposed else value
     return state
 
@@ -57,7 +58,7 @@ def load_torch_layout(model: keras.Model, state: dict[str, np.ndarray]) -> None:
         missing, unknown = sorted(expected - set(state)), sorted(set(state) - expected)
         raise UserError(f"NeuMF weights: missing {missing}, unexpected {unknown}")
     for name, variable, transposed in _variables(model):
-        value = np.asarray(state[name], dtype=np.float32)
+        value = np.asarray(state[name], dtype=variable.dtype)
         value = value.T if transposed else value
         if tuple(value.shape) != tuple(variable.shape):
             raise UserError(f"NeuMF weights: {name} has shape {tuple(np.shape(state[name]))}, the model "
@@ -67,8 +68,13 @@ def load_torch_layout(model: keras.Model, state: dict[str, np.ndarray]) -> None:
 
 def torch_to_keras(torch_model, keras_model: keras.Model) -> None:
     """Copy a PyTorch NeuMF (pytorch/model.py) into a Keras NeuMF of the same sizes."""
-    load_torch_layout(keras_model, {name: tensor.detach().cpu().float().numpy()
-                                    for name, tensor in torch_model.state_dict().items()})
+    load_torch_layout(keras_model, {name: _numpy(tensor) for name, tensor in torch_model.state_dict().items()})
+
+
+def _numpy(tensor) -> np.ndarray:
+    """A torch tensor as NumPy: float64 stays float64, anything else becomes float32 (bf16 has no NumPy type)."""
+    tensor = tensor.detach().cpu()
+    return tensor.numpy() if str(tensor.dtype) == "torch.float64" else tensor.float().numpy()
 
 
 def keras_to_torch(keras_model: keras.Model, torch_model) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from harness import tf_runtime
 from recommendation.tensorflow.convert import load_torch_layout
 from recommendation.weights import initial_weights, weight_shapes
 
@@ -39,7 +40,7 @@ class NeuMF(keras.Model):
                     for index, width in enumerate(mlp_layer_sizes[1:])]
         # The logit layer computes in float32 under a mixed policy: bf16 logits would make many of a
         # user's 1000 evaluation scores tie, and ties count against the positive (metrics.py).
-        self.final = keras.layers.Dense(1, kernel_initializer=zeros, name="final", dtype="float32")
+        self.final = keras.layers.Dense(1, kernel_initializer=zeros, name="final", dtype=tf_runtime.logits_dtype())
 
     def build(self, input_shape=None) -> None:
         """Create every variable in PyTorch's parameter order (the one convert.py walks)."""

@@ -53,13 +53,14 @@ class Adam(keras.optimizers.Adam):
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype
         step = tf.cast(self.iterations + 1, dtype)
-        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        # tf.constant, not tf.cast: a Python float cast goes through float32 first (0.999 -> 0.99900001)
+        beta_1, beta_2 = tf.constant(self.beta_1, dtype), tf.constant(self.beta_2, dtype)
         m = self._momentums[self._get_variable_index(variable)]
         v = self._velocities[self._get_variable_index(variable)]
         gradient = tf.cast(gradient, dtype)
         self.assign_add(m, (gradient - m) * (1 - beta_1))
         self.assign_add(v, (tf.square(gradient) - v) * (1 - beta_2))
-        denominator = tf.sqrt(v) / tf.sqrt(1 - tf.pow(beta_2, step)) + tf.cast(self.epsilon, dtype)
+        denominator = tf.sqrt(v) / tf.sqrt(1 - tf.pow(beta_2, step)) + tf.constant(self.epsilon, dtype)
         self.assign_sub(variable, tf.cast(learning_rate, dtype) / (1 - tf.pow(beta_1, step)) * m / denominator)
 
 
@@ -78,15 +79,18 @@ def make_train_step(model: NeuMF, optimizer: Adam,
                     strategy: tf.distribute.Strategy) -> Callable:
     """One optimizer step on one global batch; returns the summed loss of its real samples."""
 
+    # float32 (the logit layer computes in float32 under a mixed policy); float64 for a float64 model
+    loss_dtype = model.dtype_policy.variable_dtype
+
     def replica_step(users, items, labels, count, global_count):
         with tf.GradientTape() as tape:
-            logits = tf.cast(model(users, items, training=True), tf.float32)
-            per_sample = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+            logits = tf.cast(model(users, items, training=True), loss_dtype)
+            per_sample = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels, loss_dtype), logits=logits)
             real = tf.range(tf.shape(users)[0]) < count  # padding of an uneven last batch is masked out
-            loss_sum = tf.reduce_sum(tf.where(real, per_sample, 0.0))
+            loss_sum = tf.reduce_sum(tf.where(real, per_sample, tf.zeros_like(per_sample)))
             # Each replica divides by the global batch's size and Keras sums the replicas' gradients
             # (optimizer all-reduce): the mean over the global batch, as the reference's BCE mean.
-            loss = loss_sum / tf.cast(global_count, tf.float32)
+            loss = loss_sum / tf.cast(global_count, loss_dtype)
         # Embedding gradients come as IndexedSlices with a row per sample; summed into dense tables
         # they are the reference's (nn.Embedding, sparse=False) and what Adam needs (see Adam), and
         # replicas all-reduce the tables (31M floats for ml-20m) instead of gathering every row.
@@ -104,7 +108,7 @@ def make_train_step(model: NeuMF, optimizer: Adam,
 
 def train_one_epoch(train_step: Callable, dataset, steps: int, samples: int, epoch: int, progress: bool) -> float:
     """One pass over the epoch's samples; returns the mean training loss."""
-    loss_total = tf.zeros((), tf.float32)
+    loss_total = 0.0  # becomes a tensor of the step's loss dtype at the first step
     with progress_bar(progress) as bar:
         task = bar.add_task(f"epoch {epoch}", total=steps, status="") if bar else None
         for batch in dataset:
@@ -126,7 +130,7 @@ def make_rank_fn(model: NeuMF) -> Callable:
         shape = tf.shape(items)
         scores = model(tf.reshape(tf.broadcast_to(users[:, None], shape), [-1]), tf.reshape(items, [-1]),
                        training=False)
-        scores = tf.reshape(tf.cast(scores, tf.float32), shape)
+        scores = tf.reshape(tf.cast(scores, model.dtype_policy.variable_dtype), shape)  # float64 model: float64
         beaten_by = (scores[:, :-1] >= scores[:, -1:]) & valid
         return tf.reduce_sum(tf.cast(beaten_by, tf.int32), axis=1)
 

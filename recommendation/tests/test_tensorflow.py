@@ -18,13 +18,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from harness import tf_runtime
 from harness.benchmarks import REPO_ROOT
 from harness.errors import ConfigError
 from harness.runner import load_benchmark_config
 from recommendation import metrics, sampling
 from recommendation.dataset import load_prepared
 from recommendation.tensorflow import train
-from recommendation.tensorflow.convert import keras_to_torch_layout
+from recommendation.tensorflow.convert import keras_to_torch_layout, load_torch_layout
 from recommendation.tensorflow.data import build_eval, distribute_epoch, epoch_dataset
 from recommendation.tensorflow.model import build_model
 from recommendation.tensorflow.throughput import (
@@ -42,7 +43,8 @@ def smoke_config(data_dir, out_dir, *overrides):
 
 
 def numpy_neumf(weights, users, items, layers):
-    """NeuMF's forward pass written out in NumPy from the state_dict arrays."""
+    """NeuMF's forward pass written out in NumPy from the state_dict arrays (in float64)."""
+    weights = {name: np.asarray(value, dtype=np.float64) for name, value in weights.items()}
     gmf = weights["mf_user_embed.weight"][users] * weights["mf_item_embed.weight"][items]
     mlp = np.concatenate([weights["mlp_user_embed.weight"][users], weights["mlp_item_embed.weight"][items]], axis=1)
     for index in range(len(layers) - 1):
@@ -64,25 +66,31 @@ def test_model_is_neumf_with_the_shared_init(factors, layers):
     assert all(np.array_equal(state[name], weights[name]) for name in shapes)  # bit-identical start
     rng = np.random.default_rng(0)
     users, items = rng.integers(0, 30, 64), rng.integers(0, 50, 64)
+    # the same function as the NumPy definition: compared in float64, to 1e-12 of the logits' scale
+    with tf_runtime.float64_policy():
+        model = build_model(30, 50, factors, layers, seed=3)
     logits = model(users.astype(np.int32), items.astype(np.int32)).numpy()
-    np.testing.assert_allclose(logits, numpy_neumf(weights, users, items, layers), atol=1e-5)
+    expected = numpy_neumf(weights, users, items, layers)
+    assert logits.dtype == np.float64 and np.abs(logits - expected).max() <= 1e-12 * np.abs(expected).max()
 
 
 def test_adam_is_torch_adam():
     """Three steps of train.Adam against torch.optim.Adam's update written out in NumPy (eps after the
-    bias correction), with a tiny gradient where Keras' own epsilon placement would differ."""
+    bias correction), with a tiny gradient where Keras' own epsilon placement would differ; float64,
+    so the same rule agrees to rounding (bound 1e-13)."""
     lr, beta1, beta2, eps = 0.005, 0.9, 0.999, 1e-8
-    variable = tf.Variable(np.array([0.5, -0.25, 0.125], np.float32))
-    optimizer = train.Adam(learning_rate=lr, beta_1=beta1, beta_2=beta2, epsilon=eps)
+    variable = tf.Variable(np.array([0.5, -0.25, 0.125], np.float64))
+    with tf_runtime.float64_policy():  # the learning-rate variable in float64 too
+        optimizer = train.Adam(learning_rate=lr, beta_1=beta1, beta_2=beta2, epsilon=eps)
     optimizer.build([variable])
     expected, m, v = variable.numpy().astype(np.float64), np.zeros(3), np.zeros(3)
     for step, gradient in enumerate([[1e-7, -2.0, 0.5], [3e-8, 1.0, -0.5], [0.0, 0.5, 0.25]], start=1):
         gradient = np.array(gradient)
-        optimizer.apply_gradients([(tf.constant(gradient, tf.float32), variable)])
+        optimizer.apply_gradients([(tf.constant(gradient, tf.float64), variable)])
         m = beta1 * m + (1 - beta1) * gradient
         v = beta2 * v + (1 - beta2) * gradient ** 2
         expected -= lr / (1 - beta1 ** step) * m / (np.sqrt(v) / np.sqrt(1 - beta2 ** step) + eps)
-    np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-13, atol=0)
 
 
 def test_train_step_sums_duplicate_embedding_rows():
@@ -132,10 +140,16 @@ def test_evaluate_equals_the_numpy_definition(tiny_data):
     samples = sampling.epoch_samples(prepared.train, 4, seed=0, epoch=1)
     dataset, steps = distribute_epoch(samples, 2048, DEFAULT)
     train.train_one_epoch(train.make_train_step(model, optimizer, DEFAULT), dataset, steps, len(samples), 1, False)
+    # evaluated in float64 (the trained weights copied): scores computed in other batch sizes could round
+    # differently in float32 and reorder two near-equal scores; in float64 no two scores come that close
+    with tf_runtime.float64_policy():
+        model64 = build_model(prepared.n_users, prepared.n_items, 8, (64, 32, 16, 8), seed=0)
+    load_torch_layout(model64, keras_to_torch_layout(model))
     data = build_eval(prepared)
-    hr, ndcg = train.evaluate(train.make_rank_fn(model), data, k=10, batch_size=70_000)
+    hr, ndcg = train.evaluate(train.make_rank_fn(model64), data, k=10, batch_size=70_000)
     users = np.broadcast_to(data.users[:, None], data.items.shape)
-    scores = model(users.reshape(-1), data.items.reshape(-1)).numpy().reshape(data.items.shape)
+    scores = model64(users.reshape(-1), data.items.reshape(-1)).numpy().reshape(data.items.shape)
+    assert scores.dtype == np.float64
     expected = metrics.evaluate_scores(scores, 10, metrics.distinct_mask(prepared.test_negatives))
     assert (hr, ndcg) == pytest.approx(expected, abs=1e-12)
     assert 0.05 < hr < 0.95
@@ -156,6 +170,7 @@ def test_smoke_run_reaches_the_target_with_a_compliant_log(tiny_data, tmp_path):
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
 
+@pytest.mark.numerics  # a run against itself: exact on one machine, whatever its kernels
 def test_seeded_runs_repeat_and_resume_exactly(tiny_data, tmp_path):
     # two epochs stay below the smoke target, so every run trains them all
     runs = [train.main(smoke_config(tiny_data, tmp_path / f"run{index}", "schedule.max_epochs=2", "run.seed=5",
@@ -178,14 +193,36 @@ def test_eval_negatives_must_match_the_prepared_data(tiny_data, tmp_path):
         train.main(smoke_config(tiny_data, tmp_path / "run", "data.eval_negatives_per_user=99"))
 
 
-def test_throughput_and_eval_time_use_the_training_code():
+def test_training_and_eval_rates_are_samples_over_the_time_they_took(monkeypatch):
+    """A fake clock (time.perf_counter) that advances a microsecond per sample the model computes, from
+    inside the tf.function steps (tf.py_function): the training rate and the evaluation's scores per
+    second must be 10^6 exactly, and the extrapolated time for all users that of their scores."""
+    import time
+
+    from recommendation.tensorflow.model import NeuMF
+
+    clock = {"now": 1000.0}
+
+    def spend(rows):
+        clock["now"] += int(rows) * 1e-6
+        return np.float32(0.0)
+
+    call = NeuMF.call
+
+    def costly_call(self, users, items):
+        logits = call(self, users, items)
+        return logits + tf.py_function(spend, [tf.shape(users)[0]], tf.float32)  # runs at every step
+
+    monkeypatch.setattr(NeuMF, "call", costly_call)
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
     cfg = load_benchmark_config("recommendation", "reference", [
         "model.factors=8", "model.mlp_layer_sizes=[16,8]", "run.threads=1", "run.device=cpu"])
     training = tensorflow_throughput(cfg, steps=2, warmup_steps=1, global_batch_size=512, n_users=100, n_items=50)
-    assert training["samples_per_second"] == pytest.approx(2 * 512 / training["seconds"])
+    assert training["samples_per_second"] == pytest.approx(1e6, rel=1e-9)
     assert training["device"].startswith("cpu") and training["precision"] == "float32"
     evaluation = tensorflow_eval_time(cfg, users=20, n_users=100, n_items=50, negatives=9)
-    assert evaluation["extrapolated"] and evaluation["all_users_seconds"] == pytest.approx(evaluation["seconds"] * 5)
+    assert evaluation["scores_per_second"] == pytest.approx(1e6, rel=1e-9)
+    assert evaluation["extrapolated"] and evaluation["all_users_seconds"] == pytest.approx(100 * 10 * 1e-6, rel=1e-9)
 
 
 MIRRORED = textwrap.dedent("""
@@ -193,6 +230,7 @@ MIRRORED = textwrap.dedent("""
     import numpy as np, tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from harness import tf_runtime
     from recommendation import sampling
     from recommendation.tensorflow import train
     from recommendation.tensorflow.convert import keras_to_torch_layout
@@ -206,30 +244,35 @@ MIRRORED = textwrap.dedent("""
     result = {}
     for name, strategy in (("one", tf.distribute.get_strategy()),
                            ("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
-        with strategy.scope():
+        with tf_runtime.float64_policy(), strategy.scope():
             model = build_model(40, 60, 8, (16, 8), seed=0)
             optimizer = train.Adam(learning_rate=0.01, beta_1=0.25, beta_2=0.5, epsilon=1e-8)
             optimizer.build(model.trainable_variables)
         dataset, steps = distribute_epoch(samples, 256, strategy)   # 3 full batches and one of 132
-        loss = train.train_one_epoch(train.make_train_step(model, optimizer, strategy), dataset, steps, 900, 1, False)
-        ranks = np.concatenate([train.make_rank_fn(model)(*rows).numpy() for rows in evaluation.dataset(1000)])
+        with tf_runtime.float64_policy():
+            loss = train.train_one_epoch(train.make_train_step(model, optimizer, strategy), dataset, steps, 900, 1, False)
+            ranks = np.concatenate([train.make_rank_fn(model)(*rows).numpy() for rows in evaluation.dataset(1000)])
         result[name] = {"loss": loss, "replicas": strategy.num_replicas_in_sync, "ranks": ranks.tolist(),
                         "weights": {k: v.tolist() for k, v in keras_to_torch_layout(model).items()}}
     print(json.dumps(result))
 """)
 
 
+@pytest.mark.numerics
 def test_two_replicas_train_as_one(tmp_path):
     """MirroredStrategy over two logical CPUs (set before TensorFlow starts: a fresh process) follows
     one replica: the same global batches, the padded uneven last batch masked out; the evaluation
-    (cross-replica, on mirrored weights) ranks alike."""
+    (cross-replica, on mirrored weights) ranks alike. float64, where summing two replicas' gradients
+    instead of one batch's changes a weight by ~1e-16 of its scale: the loss agrees to 1e-12, the
+    weights to 1e-10 of each tensor's scale, and the ranks exactly."""
     completed = subprocess.run([sys.executable, "-c", MIRRORED], cwd=REPO_ROOT, capture_output=True, text=True,
                                check=False, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     assert (result["one"]["replicas"], result["two"]["replicas"]) == (1, 2)
-    assert result["one"]["loss"] == pytest.approx(result["two"]["loss"], rel=1e-5)
+    assert result["one"]["loss"] == pytest.approx(result["two"]["loss"], rel=1e-12)
     ranks = np.array([result["one"]["ranks"], result["two"]["ranks"]])
-    assert ranks.max() > 10 and np.abs(ranks[0] - ranks[1]).max() <= 1  # weights agree to 1e-5, not bits
+    assert ranks.max() > 10 and np.array_equal(ranks[0], ranks[1])
     for name, value in result["one"]["weights"].items():
-        np.testing.assert_allclose(result["two"]["weights"][name], value, atol=1e-5, err_msg=name)
+        one, two = np.array(value), np.array(result["two"]["weights"][name])
+        assert np.abs(two - one).max() <= 1e-10 * np.abs(one).max(), name
