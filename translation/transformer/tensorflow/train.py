@@ -135,19 +135,12 @@ def evaluate(decode_batch: Callable, prepared: Prepared, cfg: Config) -> bleu.Bl
     return result
 
 
-def dropout_rng(model: Transformer) -> list:
-    """The Keras dropout layers' seed-generator states: tf.train.Checkpoint does not find them through
-    the model, so they are checkpointed by name, and a resumed run draws the same dropout masks."""
-    return [variable.value for variable in model.non_trainable_variables if "seed_generator" in variable.path]
-
-
 def save(cfg: Config, strategy: tf.distribute.Strategy, model: Transformer, optimizer: TorchAdam,
          epoch: int, step: int, eval_history: list) -> None:
     if tf_runtime.is_chief(strategy):
         save_checkpoint(cfg.run.out_dir, benchmark=cfg.benchmark, framework=FRAMEWORK, epoch=epoch, step=step,
                         config=config_to_dict(cfg), extra={"eval_history": eval_history},
-                        write_payload=lambda folder: tf_runtime.save_payload(folder, model=model, optimizer=optimizer,
-                                                                             dropout_rng=dropout_rng(model)))
+                        write_payload=lambda folder: tf_runtime.save_payload(folder, model=model, optimizer=optimizer))
 
 
 def resume_if_asked(cfg: Config, model: Transformer, optimizer: TorchAdam) -> tuple[int, int]:
@@ -159,7 +152,7 @@ def resume_if_asked(cfg: Config, model: Transformer, optimizer: TorchAdam) -> tu
         info(f"run.resume: no checkpoint under {cfg.run.out_dir}, starting from scratch")
         return 1, 0
     state = load_checkpoint_state(path, benchmark=cfg.benchmark, framework=FRAMEWORK)
-    tf_runtime.load_payload(path, model=model, optimizer=optimizer, dropout_rng=dropout_rng(model))
+    tf_runtime.load_payload(path, model=model, optimizer=optimizer)  # dropout seed states too
     info(f"resumed from {path} (epoch {state['epoch']})")
     return state["epoch"] + 1, state["step"]
 
