@@ -103,3 +103,45 @@ def verify_manifest(root: str | os.PathLike, mode: str = "full", threads: int = 
                     raise DatasetError(f"{path}: sha256 checksum mismatch (expected {expected}, "
                                        f"found {actual}): file is corrupt; prepare the dataset again")
     return len(paths)
+
+
+def download(url: str, destination: str | os.PathLike, *, progress: bool = True, chunk_size: int = 1 << 20) -> Path:
+    """Fetch `url` to `destination`, resuming a partial `<destination>.part` with an HTTP Range request.
+
+    A server that ignores the Range header (status 200, or a file:// URL) is read from the start.
+    Network failures are a DatasetError naming the URL (retry resumes where it stopped).
+    """
+    import urllib.error
+    import urllib.request
+
+    from harness.progress import progress_bar
+
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".part")
+    have = partial.stat().st_size if partial.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=60)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and have:  # the partial file is already complete
+            os.replace(partial, destination)
+            return destination
+        raise DatasetError(f"{url}: download failed (HTTP {error.code}); retry, or place the file at "
+                           f"{destination} yourself") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise DatasetError(f"{url}: download failed ({error}); retry (it resumes), or place the file at "
+                           f"{destination} yourself") from None
+    with response:
+        resumed = have and getattr(response, "status", None) == 206
+        length = response.headers.get("Content-Length")
+        total = (int(length) + (have if resumed else 0)) if length else None
+        with open(partial, "ab" if resumed else "wb") as handle, progress_bar(progress) as bar:
+            task = bar.add_task(f"download {destination.name}", total=total, status="",
+                                completed=have if resumed else 0) if bar else None
+            while chunk := response.read(chunk_size):
+                handle.write(chunk)
+                if bar:
+                    bar.advance(task, len(chunk))
+    os.replace(partial, destination)
+    return destination

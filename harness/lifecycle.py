@@ -73,7 +73,7 @@ class TrainingRun:
     """The MLLOG lifecycle and clock of one training run (see the module docstring)."""
 
     def __init__(self, config: BaseConfig, benchmark: str, *, barrier: Callable[[], None] | None = None,
-                 eval_every_epochs: int = 1):
+                 eval_every_epochs: int = 1, eval_due: Callable[[int], bool] | None = None):
         try:
             self.spec = benchmark_spec(ruleset=config.ruleset, benchmark=benchmark,
                                        division=config.submission.division)
@@ -83,6 +83,8 @@ class TrainingRun:
         self.benchmark = benchmark
         self.barrier = barrier or (lambda: None)
         self.eval_every_epochs = max(1, eval_every_epochs)
+        # an explicit schedule (SSD evaluates at epochs 40, 50, 55, ...) instead of every N epochs
+        self._eval_due = eval_due
         self.log_file = log_path_for(config)
         mllog.reset()
         if mllog.detect_rank() == 0:  # other ranks neither touch the file nor write to it
@@ -162,19 +164,31 @@ class TrainingRun:
 
     # -- the timed region ----------------------------------------------------------------------
     def eval_due(self, epoch: int) -> bool:
+        if self._eval_due is not None:
+            return bool(self._eval_due(epoch))
         return epoch % self.eval_every_epochs == 0
+
+    def _block_length(self, block_first: int, max_epochs: int) -> int:
+        """Epochs from `block_first` up to and including the next evaluation (or the last epoch)."""
+        if self._eval_due is None:
+            return min(self.eval_every_epochs - (block_first - 1) % self.eval_every_epochs,
+                       max_epochs - block_first + 1)
+        last = block_first
+        while last < max_epochs and not self.eval_due(last):
+            last += 1
+        return last - block_first + 1
 
     def epochs(self, max_epochs: int, first_epoch: int = 1) -> Iterator[int]:
         """Yield 1-based epoch numbers, wrapped in block and epoch intervals.
 
-        A block spans the epochs between two evaluations (`eval_every_epochs`), as the rules ask.
+        A block spans the epochs between two evaluations (`eval_every_epochs`, or the `eval_due`
+        schedule given to the constructor), as the rules ask.
         Breaking out of the loop (target reached) closes the open intervals.
         """
         epoch = first_epoch
         while epoch <= max_epochs:
             block_first = epoch
-            count = min(self.eval_every_epochs - (block_first - 1) % self.eval_every_epochs,
-                        max_epochs - block_first + 1)
+            count = self._block_length(block_first, max_epochs)
             self.logger.start(key=constants.BLOCK_START, value=block_first,
                               metadata={"first_epoch_num": block_first, "epoch_count": count})
             try:
