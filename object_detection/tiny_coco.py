@@ -67,8 +67,8 @@ class Material:
     """The real pictures the generator draws from, loaded once."""
 
     def __init__(self):
-        from skimage import data, filters, measure, morphology
         from scipy import ndimage
+        from skimage import data, filters, measure, morphology
 
         photos = {name: getattr(data, name)() for name in BACKGROUNDS}
         try:

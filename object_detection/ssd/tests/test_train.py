@@ -5,8 +5,6 @@ and a run resumed from a checkpoint ends where the uninterrupted one ends."""
 from __future__ import annotations
 
 # torch before TensorFlow: in the other order triton's native library crashes the process
-import torch
-import torch._dynamo
 
 # isort: split
 import subprocess
