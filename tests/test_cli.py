@@ -23,7 +23,8 @@ def _one_line_error(completed, *fragments):
 
 @pytest.mark.parametrize("args, fragments", [
     (["train", "nosuch"], ["unknown benchmark 'nosuch'"]),
-    (["train", "object_detection"], ["not built yet"]),
+    (["train", "object_detection/maskrcnn"], ["not built yet"]),
+    (["train", "object_detection"], ["holds 2 benchmarks"]),
     (["train", "recommendation", "--config", "missing.yaml"], ["missing.yaml", "no such config file"]),
     (["train", "recommendation", "--set", "optimizer.base_lr=fast"], ["optimizer.base_lr", "expected float"]),
     (["train", "recommendation", "--set", "nosection.x=1"], ["unknown key 'nosection'"]),
