@@ -79,8 +79,8 @@ def _tensorflow_step(batch: int):
     import numpy as np
     import tensorflow as tf
 
+    from harness.tf_optimizers import TorchSGD
     from object_detection import box_ops_tensorflow as ops
-    from object_detection.sgd_tensorflow import TorchSGD
     from object_detection.ssd import default_boxes
     from object_detection.ssd.config import Config
     from object_detection.ssd.tensorflow.loss import ssd_loss

@@ -4,7 +4,7 @@
     TF_CONFIG=... python -m object_detection.ssd.tensorflow.train --config reference   # per worker
 
 The twin of `../pytorch/train.py`, function for function: the same config, log keys and learning
-rate (`../config.py`), the same update rule (`object_detection/sgd_tensorflow.py`: torch's SGD),
+rate (`../config.py`), the same update rule (`harness.tf_optimizers.TorchSGD`: torch's SGD),
 the same loss (`loss.py`), the same augmentation draws (`data.py`). The loop is a custom
 `tf.function` train step under the `tf.distribute` strategy of `harness.tf_runtime`; evaluation
 runs the model, decoding and TensorFlow's per-class NMS on one device per worker over the whole
@@ -27,11 +27,11 @@ from harness.datasets import verify_manifest
 from harness.errors import ConfigError
 from harness.lifecycle import RunResult, TrainingRun
 from harness.progress import info, progress_bar
+from harness.tf_optimizers import TorchSGD
 from object_detection import coco_eval
 from object_detection.box_ops_tensorflow import decode, per_class_nms
 from object_detection.coco_reader import CocoDetection
 from object_detection.dataset import annotation_file, check_layout, image_dir
-from object_detection.sgd_tensorflow import TorchSGD
 from object_detection.ssd import default_boxes, pretrained
 from object_detection.ssd.config import (
     Config,
