@@ -25,7 +25,8 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from harness.datasets import download, verify_file, write_manifest
+from harness.datasets import verify_file, write_manifest
+from harness.download import download
 from harness.errors import DatasetError
 from harness.progress import info, progress_bar
 

@@ -168,7 +168,7 @@ def test_download_resumes_a_partial_file(tmp_path, monkeypatch):
         requests.append(request.get_header("Range"))
         return Response(payload[1000:])
 
-    monkeypatch.setattr(dataset.urllib.request, "urlopen", fake_urlopen)
+    monkeypatch.setattr("urllib.request.urlopen", fake_urlopen)  # what harness.download calls
     dataset.download("https://example.invalid/file.bin", target, progress=False)
     assert requests == ["bytes=1000-"]
     assert target.read_bytes() == payload
