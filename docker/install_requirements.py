@@ -21,14 +21,20 @@ from pathlib import Path
 
 
 def requirements(pyproject: str | Path, framework: str) -> list[str]:
-    """The project's dependencies plus those of the `framework` extra, exactly as pinned."""
+    """The project's dependencies plus those of the `framework` extra, exactly as pinned.
+
+    `framework` may name several groups, comma-separated ("pytorch,speech_recognition"): a benchmark's
+    image adds its folder's extra to the framework's."""
     with open(pyproject, "rb") as file:
         project = tomllib.load(file)["project"]
     extras = project.get("optional-dependencies", {})
-    if framework not in extras:
-        raise SystemExit(f"error: {pyproject} has no optional dependency group '{framework}' "
-                         f"(has: {', '.join(sorted(extras))})")
-    return list(project["dependencies"]) + list(extras[framework])
+    packages = list(project["dependencies"])
+    for group in framework.split(","):
+        if group not in extras:
+            raise SystemExit(f"error: {pyproject} has no optional dependency group '{group}' "
+                             f"(has: {', '.join(sorted(extras))})")
+        packages += [package for package in extras[group] if package not in packages]
+    return packages
 
 
 def pip_install_command(packages: list[str], wheel_dir: Path) -> list[str]:

@@ -3,7 +3,7 @@
 `tasks.py` calls these (`invoke docker-build`, `invoke docker-run`); they are plain functions so a
 test or a cluster script can call them too:
 
-    download_wheelhouse(dest, frameworks)        pip download, on the host, the wheels an image needs
+    download_wheelhouse(dest, frameworks, benchmark)   pip download, on the host, the wheels an image needs
     build_image(benchmark, framework, *, base_image=None, wheelhouse=False, tag=None) -> tag
     run_image(benchmark, framework, *, data_dir, results_dir="results", extra_args=()) -> exit code
     remove_images(benchmark)                     the images and their build stages (disk)
@@ -84,17 +84,20 @@ def frameworks_for_wheelhouse(framework: str) -> tuple[str, ...]:
     return STAGE_ORDER[:STAGE_ORDER.index(framework) + 1]
 
 
-def requirements(framework: str) -> list[str]:
-    """What `pip install .[framework]` installs, read from pyproject.toml by the same code the
+def requirements(framework: str, benchmark: str | None = None) -> list[str]:
+    """What `pip install .[framework]` installs, plus the benchmark folder's own extra (its
+    Dockerfile installs `.[framework,<folder>]`), read from pyproject.toml by the same code the
     image build runs (docker/install_requirements.py), so the two never disagree."""
     _check_framework(framework)
+    groups = framework if benchmark is None else f"{framework},{get_benchmark(benchmark).folder}"
     script = runpy.run_path(str(REPO_ROOT / "docker" / "install_requirements.py"))
-    return script["requirements"](REPO_ROOT / "pyproject.toml", framework)
+    return script["requirements"](REPO_ROOT / "pyproject.toml", groups)
 
 
 def download_wheelhouse(dest: str | os.PathLike = WHEELHOUSE_DIR,
-                        frameworks: Sequence[str] = FRAMEWORKS) -> list[Path]:
-    """Download, on the host, every wheel the images of `frameworks` install: dest/<framework>/.
+                        frameworks: Sequence[str] = FRAMEWORKS, benchmark: str | None = None) -> list[Path]:
+    """Download, on the host, every wheel the images of `frameworks` install: dest/<framework>/
+    (with `benchmark`, its folder's extra too, e.g. pycocotools for object_detection).
 
     Uses the host's pip and its configuration (index, find-links), asking for the images'
     platform, not the host's: CPython 3.11, manylinux up to glibc 2.35, this machine's CPU
@@ -117,7 +120,7 @@ def download_wheelhouse(dest: str | os.PathLike = WHEELHOUSE_DIR,
                    "--implementation", "cp", "--abi", "cp" + IMAGE_PYTHON.replace(".", ""),
                    "--abi", "abi3", "--abi", "none", "--progress-bar", "off", "--quiet"]
         command += [argument for platform in platforms for argument in ("--platform", platform)]
-        command += requirements(framework)
+        command += requirements(framework, benchmark)
         started = time.monotonic()
         complete = subprocess.run(command + ["--no-index", "--find-links", str(folder)],
                                   capture_output=True).returncode == 0
@@ -163,7 +166,7 @@ def build_image(benchmark: str, framework: str, *, base_image: str | None = None
     if base_image:
         command += ["--build-arg", f"BASE_IMAGE={base_image}"]
     if wheelhouse:
-        download_wheelhouse(WHEELHOUSE_DIR, frameworks_for_wheelhouse(framework))
+        download_wheelhouse(WHEELHOUSE_DIR, frameworks_for_wheelhouse(framework), benchmark)
         command += ["--build-arg", f"WHEELHOUSE={WHEELHOUSE_DIR.relative_to(REPO_ROOT)}",
                     "--network", "none"]
     command.append(str(REPO_ROOT))

@@ -50,6 +50,9 @@ def test_dockerfile_follows_the_convention(folder):
             "invoke", "train", folder, "--framework", framework, "--set", "run.data_dir=/data",
             "--out", "/results"]
     assert f"COPY {folder}/ /workspace/{folder}/" in text
+    if _folder_extra(folder):  # the image installs `.[<framework>,<folder>]`, the wheels it needs
+        for framework in FRAMEWORKS:
+            assert f"install_requirements.py /tmp/build/pyproject.toml {framework},{folder.split('/')[0]} " in text
     if "/" in folder:  # the toolkit: the folder's own modules, not its other benchmark's subfolder
         toolkit = folder.split("/")[0]
         assert f"COPY {toolkit}/*.py /workspace/{toolkit}/" in text
@@ -63,6 +66,31 @@ def test_the_image_installs_what_pyproject_pins():
     for framework in FRAMEWORKS:
         assert docker.requirements(framework) == (
             project["dependencies"] + project["optional-dependencies"][framework])
+
+
+def _folder_extra(benchmark: str) -> list[str]:
+    import tomllib
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    return project["optional-dependencies"][benchmark.split("/")[0]]
+
+
+def test_the_wheelhouse_holds_the_benchmark_folders_extra(tmp_path, monkeypatch):
+    """`--wheelhouse` downloads what the image installs: the framework's pins and its folder's extra."""
+    commands = []
+
+    def fake_pip(command, **_):
+        commands.append(command)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(docker.subprocess, "run", fake_pip)
+    docker.download_wheelhouse(tmp_path, ("pytorch",), "object_detection/ssd")
+    extra = _folder_extra("object_detection")
+    assert extra and all(pin in commands[0] for pin in extra)
+    assert all(pin in commands[0] for pin in docker.requirements("pytorch"))
+    assert docker.requirements("pytorch", "ssd") == docker.requirements("pytorch") + extra
+    # a folder with an empty extra adds nothing
+    assert docker.requirements("tensorflow", "recommendation") == docker.requirements("tensorflow")
 
 
 def test_a_wheelhouse_means_no_index(tmp_path):
