@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.datasets import download, file_digest
+from harness.datasets import file_digest
+from harness.download import download
 from harness.errors import ConfigError, DatasetError
 from harness.progress import info
 
