@@ -75,13 +75,13 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 def train_one_epoch(model, loader, optimizer, scaler, schedule, anchors, rt: TorchRuntime, cfg: Config, epoch: int,
                     steps_per_epoch: int, global_batch: int) -> tuple[int, float]:
-    """One pass over this rank's shard; returns (images trained on this rank, mean loss)."""
+    """One pass over this rank's batches of the epoch (`loader`: its sampler set to the epoch);
+    returns (images trained on this rank, mean loss)."""
     model.train()
-    loader.sampler.set_epoch(epoch)
     accumulation = cfg.data.gradient_accumulation_steps
     micro_batches = steps_per_epoch * accumulation
     first_step = (epoch - 1) * steps_per_epoch
-    loss_sum = torch.zeros((), device=rt.device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=rt.device)  # the epoch mean, not rounded to float32
     images_seen = 0
     for index, (images, gt_boxes, gt_labels) in enumerate(track(batches(loader), f"epoch {epoch}",
                                                                  total=micro_batches, enabled=cfg.run.progress)):
@@ -94,8 +94,10 @@ def train_one_epoch(model, loader, optimizer, scaler, schedule, anchors, rt: Tor
         with rt.no_sync(model, accumulating=not ends_step):
             with rt.autocast():
                 locs, logits = model(images)
-            # the loss of this micro-batch over the images of one rank's step; DDP averages the ranks
-            loss = ssd_loss(locs.float(), logits.float(), gt_boxes, gt_labels, anchors,
+            # the loss of this micro-batch over the images of one rank's step; DDP averages the ranks.
+            # In float32 under AMP (as the reference's fp16 run), else in the model's own precision.
+            loss_dtype = torch.promote_types(locs.dtype, torch.float32)
+            loss = ssd_loss(locs.to(loss_dtype), logits.to(loss_dtype), gt_boxes, gt_labels, anchors,
                             cfg.loss.negatives_per_positive, normalizer=global_batch // rt.world_size)
             scaler.scale(loss).backward()
         if ends_step:
@@ -215,6 +217,7 @@ def main(cfg: Config) -> RunResult:
     train_seconds, images_trained = 0.0, 0
     for epoch in run.epochs(cfg.schedule.max_epochs, first_epoch):
         started = time.perf_counter()
+        train_loader.sampler.set_epoch(epoch)  # this epoch's permutation and augmentation keys
         images, loss = train_one_epoch(model, train_loader, optimizer, scaler, schedule, anchors, rt, cfg, epoch,
                                        steps_per_epoch, global_batch)
         train_seconds += time.perf_counter() - started

@@ -86,8 +86,10 @@ def make_train_step(cfg: Config, strategy: tf.distribute.Strategy, model: keras.
                         tf.split(gt_labels, accumulation)):
             with tf.GradientTape() as tape:
                 locs, logits = model(part[0], training=True)
-                # over the global batch: the optimizer sums the replicas' gradients -> the global mean
-                part_loss = ssd_loss(tf.cast(locs, tf.float32), tf.cast(logits, tf.float32), part[1], part[2],
+                # over the global batch: the optimizer sums the replicas' gradients -> the global mean;
+                # in float32 under mixed precision, else in the model's own precision
+                loss_dtype = tf.float64 if locs.dtype == tf.float64 else tf.float32
+                part_loss = ssd_loss(tf.cast(locs, loss_dtype), tf.cast(logits, loss_dtype), part[1], part[2],
                                      anchors_cxcywh, negatives, global_batch)
             grads = tape.gradient(part_loss, variables)
             gradients = grads if gradients is None else [g + p for g, p in zip(gradients, grads)]
@@ -102,15 +104,20 @@ def make_train_step(cfg: Config, strategy: tf.distribute.Strategy, model: keras.
     return train_step
 
 
-def train_one_epoch(cfg: Config, strategy, train: CocoDetection, anchors_xyxy: np.ndarray, train_step, optimizer,
-                    schedule, epoch: int, steps_per_epoch: int, global_batch: int) -> tuple[int, float]:
-    """One pass over this epoch's batches; returns (images trained, mean loss)."""
+def train_batches(cfg: Config, strategy, train: CocoDetection, anchors_xyxy: np.ndarray, epoch: int,
+                  global_batch: int):
+    """An iterator over this epoch's distributed (images, matched boxes, labels) batches."""
     def pipeline(context: tf.distribute.InputContext) -> tf.data.Dataset:
         return data.train_dataset(train, cfg, anchors_xyxy, epoch=epoch, global_batch=global_batch,
                                   batch_size=context.get_per_replica_batch_size(global_batch),
                                   pipeline=context.input_pipeline_id, num_pipelines=context.num_input_pipelines)
 
-    iterator = iter(strategy.distribute_datasets_from_function(pipeline))
+    return iter(strategy.distribute_datasets_from_function(pipeline))
+
+
+def train_one_epoch(cfg: Config, iterator, train_step, optimizer, schedule, epoch: int, steps_per_epoch: int,
+                    global_batch: int) -> tuple[int, float]:
+    """One pass over this epoch's batches (`iterator`, from `train_batches`); returns (images trained, mean loss)."""
     first_step = (epoch - 1) * steps_per_epoch
     losses = []
     with progress_bar(cfg.run.progress) as bar:
@@ -222,8 +229,9 @@ def main(cfg: Config) -> RunResult:
     train_seconds, images_trained = 0.0, 0
     for epoch in run.epochs(cfg.schedule.max_epochs, first_epoch):
         started = time.perf_counter()
-        images, loss = train_one_epoch(cfg, strategy, train, anchors_xyxy, train_step, optimizer, schedule, epoch,
-                                       steps_per_epoch, global_batch)
+        batches = train_batches(cfg, strategy, train, anchors_xyxy, epoch, global_batch)
+        images, loss = train_one_epoch(cfg, batches, train_step, optimizer, schedule, epoch, steps_per_epoch,
+                                       global_batch)
         train_seconds += time.perf_counter() - started
         images_trained += images
         info(f"epoch {epoch}: loss {loss:.4f}, lr {float(optimizer.learning_rate):.5f}, "
