@@ -117,3 +117,66 @@ def draw_ssd(boxes: np.ndarray, rng: np.random.Generator, tries: int, jitter: tu
     factors = (float(rng.uniform(max(0.0, 1 - b), 1 + b)), float(rng.uniform(max(0.0, 1 - c), 1 + c)),
                float(rng.uniform(max(0.0, 1 - s), 1 + s)), float(rng.uniform(-h, h)))
     return SSDDraw(crop, flip, order, factors)
+
+
+def maskrcnn_resized_size(width: int, height: int, min_size: int, max_size: int) -> tuple[int, int]:
+    """(new width, new height) of Mask R-CNN's resize: the shorter side to `min_size` unless the longer
+    would then exceed `max_size` (then the longer side to about `max_size`), aspect kept.
+
+    Exactly the reference's `Resize.get_size` (mlcommons/training v0.7 object_detection/pytorch,
+    maskrcnn_benchmark/data/transforms/transforms.py) for one configured min size: the shorter side
+    becomes `size = int(round(max_size x short / long))` when `long / short x min_size > max_size`,
+    else `min_size`; the longer side `int(size x long / short)` (truncated); an image whose shorter
+    side already is `size` keeps its size.
+    """
+    size = min_size
+    short, long = float(min(width, height)), float(max(width, height))
+    if long / short * size > max_size:
+        size = int(round(max_size * short / long))
+    if (width <= height and width == size) or (height <= width and height == size):
+        return width, height
+    if width < height:
+        return size, int(size * height / width)
+    return int(size * width / height), size
+
+
+def draw_maskrcnn_flip(rng: np.random.Generator, probability: float = 0.5) -> bool:
+    """Mask R-CNN's only augmentation: a horizontal flip with `probability` (RandomHorizontalFlip(0.5)
+    of the reference's build_transforms; no flip at evaluation)."""
+    return bool(rng.random() < probability)
+
+
+@dataclass(frozen=True)
+class MaskRCNNTargets:
+    """An image's training targets after Mask R-CNN's resize and flip (pixels of the resized image)."""
+
+    boxes: np.ndarray  # float32 (n, 4) [x1, y1, x2, y2]
+    labels: np.ndarray  # int64 (n,)
+    masks: np.ndarray  # uint8 (n, height, width)
+
+
+def maskrcnn_targets(boxes: np.ndarray, labels: np.ndarray, iscrowd: np.ndarray, segmentations, width: int,
+                     height: int, out_width: int, out_height: int, flip: bool) -> MaskRCNNTargets:
+    """The reference's training target of one image (COCODataset.__getitem__, then Resize and
+    RandomHorizontalFlip): crowd regions dropped, boxes clipped to the image and empty ones dropped,
+    boxes and polygons scaled to the resized image (x by out_width / width, y by out_height / height)
+    and mirrored (x -> out_width - x), masks rasterized from the scaled polygons.
+
+    Coordinates are continuous (a pixel c covers [c, c + 1)), as torchvision's detection models read
+    them; the reference's legacy convention (x2 = x + w - 1, mirrored x -> w - x - 1) is one pixel
+    off from it: README, "Differences from the reference".
+    """
+    from object_detection.coco_reader import rasterize
+
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
+    boxes = boxes * [out_width / width, out_height / height, out_width / width, out_height / height]
+    if flip:
+        boxes = np.stack([out_width - boxes[:, 2], boxes[:, 1], out_width - boxes[:, 0], boxes[:, 3]], axis=1)
+    boxes = boxes.astype(np.float32).reshape(-1, 4)
+    # empty boxes are dropped after the cast: torchvision's models refuse any with x2 <= x1 or y2 <= y1
+    keep = ~np.asarray(iscrowd, dtype=bool) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    kept_segmentations = [s for s, k in zip(segmentations, keep) if k]
+    masks = rasterize(kept_segmentations, height, width, out_width=out_width, out_height=out_height, flip=flip)
+    return MaskRCNNTargets(boxes[keep], np.asarray(labels, dtype=np.int64)[keep], masks)

@@ -149,19 +149,46 @@ class CocoDetection:
 
     def masks(self, index: int) -> np.ndarray:
         """uint8 (n, height, width) instance masks of image `index` (polygons and RLEs via pycocotools)."""
-        from pycocotools import mask as mask_utils
-
         record = self.records[index]
-        masks = np.zeros((len(record.segmentations), record.height, record.width), dtype=np.uint8)
-        for i, segmentation in enumerate(record.segmentations):
-            if segmentation is None:
-                raise DatasetError(f"{self.annotation_file}: image {record.image_id} has an annotation without "
-                                   "a segmentation")
-            if isinstance(segmentation, list):  # polygons: one object in one or more pieces
-                rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, record.height, record.width))
-            elif isinstance(segmentation.get("counts"), list):  # uncompressed RLE (crowds)
-                rle = mask_utils.frPyObjects(segmentation, record.height, record.width)
-            else:
-                rle = segmentation
-            masks[i] = mask_utils.decode(rle)
-        return masks
+        if any(segmentation is None for segmentation in record.segmentations):
+            raise DatasetError(f"{self.annotation_file}: image {record.image_id} has an annotation without "
+                               "a segmentation")
+        return rasterize(record.segmentations, record.height, record.width)
+
+
+def rasterize(segmentations, height: int, width: int, *, out_width: int | None = None, out_height: int | None = None,
+              flip: bool = False) -> np.ndarray:
+    """uint8 (n, out_height, out_width) masks of the COCO `segmentations` of a height x width image,
+    scaled to the output size and mirrored left-right if `flip` (default: the image's own size).
+
+    Polygons are scaled (x by out_width / width, y by out_height / height) and mirrored (x -> out_width - x)
+    before pycocotools rasterizes them, as the Mask R-CNN reference resizes and flips its polygons
+    (`SegmentationMask.resize`, `.transpose`) rather than the pixels; RLEs (crowds) are decoded at
+    the image's size and resized nearest-neighbour.
+    """
+    from pycocotools import mask as mask_utils
+
+    out_width, out_height = out_width or width, out_height or height
+    scale_x, scale_y = out_width / width, out_height / height
+    masks = np.zeros((len(segmentations), out_height, out_width), dtype=np.uint8)
+    for i, segmentation in enumerate(segmentations):
+        if isinstance(segmentation, list):  # polygons: one object in one or more pieces
+            polygons = []
+            for polygon in segmentation:
+                points = np.asarray(polygon, dtype=np.float64).reshape(-1, 2) * (scale_x, scale_y)
+                if flip:
+                    points[:, 0] = out_width - points[:, 0]
+                polygons.append(points.ravel().tolist())
+            masks[i] = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polygons, out_height, out_width)))
+            continue
+        if isinstance(segmentation.get("counts"), list):  # uncompressed RLE (crowds)
+            rle = mask_utils.frPyObjects(segmentation, height, width)
+        else:
+            rle = segmentation
+        mask = mask_utils.decode(rle)
+        if (out_width, out_height) != (width, height):
+            from PIL import Image
+
+            mask = np.asarray(Image.fromarray(mask).resize((out_width, out_height), Image.Resampling.NEAREST))
+        masks[i] = mask[:, ::-1] if flip else mask
+    return masks

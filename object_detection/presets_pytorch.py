@@ -12,6 +12,14 @@ makes a sample's augmentation independent of workers, ranks and resumption, and 
 TensorFlow pipeline's).
 
 A preset takes a PIL RGB image and its [0, 1] boxes and labels, and returns tensors.
+
+Mask R-CNN (the MLPerf v0.7 reference's build_transforms, maskrcnn_benchmark/data/transforms/):
+- train: resize (shorter side `min_size`, longer at most `max_size`: `augment.maskrcnn_resized_size`,
+  PIL bilinear) -> horizontal flip (p 0.5, `augment.draw_maskrcnn_flip`) -> BGR in 0-255 minus the
+  pixel mean (`to_bgr255`: the MSRA weights' Caffe input); targets from `augment.maskrcnn_targets`
+  (boxes, labels, masks of the resized, flipped image);
+- eval: resize -> BGR 0-255 minus the mean. Batches are padded to a multiple of 32 by the model
+  (torchvision's GeneralizedRCNNTransform.batch_images, as the reference's to_image_list).
 """
 
 from __future__ import annotations
@@ -88,3 +96,47 @@ class SSDEval:
     def __call__(self, image: Image.Image) -> torch.Tensor:
         image = image.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR)
         return to_normalized_tensor(image, self.mean, self.std)
+
+
+def to_bgr255(image: Image.Image, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """(3, H, W) float32: the image's BGR channels in 0-255, minus `mean`, over `std` (the reference's
+    Normalize(to_bgr255=True); mean and std are BGR)."""
+    pixels = torch.from_numpy(np.asarray(image, dtype=np.float32)[:, :, ::-1].copy()).permute(2, 0, 1)
+    return F.normalize(pixels, list(mean), list(std))
+
+
+class MaskRCNNTrain:
+    """The Mask R-CNN reference's training transform (see the module docstring)."""
+
+    def __init__(self, min_size: int = 800, max_size: int = 1333, *, flip_probability: float = 0.5,
+                 mean: Sequence[float] = (102.9801, 115.9465, 122.7717), std: Sequence[float] = (1.0, 1.0, 1.0)):
+        self.min_size, self.max_size = min_size, max_size
+        self.flip_probability = flip_probability
+        self.mean, self.std = mean, std
+
+    def __call__(self, image: Image.Image, record, rng: np.random.Generator) -> tuple[torch.Tensor, dict]:
+        """-> image (3, h, w), target {boxes (n, 4) pixels, labels (n,), masks (n, h, w) uint8}."""
+        width, height = image.size
+        out_width, out_height = augment.maskrcnn_resized_size(width, height, self.min_size, self.max_size)
+        flip = augment.draw_maskrcnn_flip(rng, self.flip_probability)
+        image = image.resize((out_width, out_height), Image.Resampling.BILINEAR)
+        if flip:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        targets = augment.maskrcnn_targets(record.boxes, record.labels, record.iscrowd, record.segmentations, width,
+                                           height, out_width, out_height, flip)
+        return to_bgr255(image, self.mean, self.std), {"boxes": torch.from_numpy(targets.boxes),
+                                                       "labels": torch.from_numpy(targets.labels),
+                                                       "masks": torch.from_numpy(targets.masks)}
+
+
+class MaskRCNNEval:
+    """The Mask R-CNN reference's evaluation transform: resize, BGR 0-255 minus the mean."""
+
+    def __init__(self, min_size: int = 800, max_size: int = 1333, *,
+                 mean: Sequence[float] = (102.9801, 115.9465, 122.7717), std: Sequence[float] = (1.0, 1.0, 1.0)):
+        self.min_size, self.max_size = min_size, max_size
+        self.mean, self.std = mean, std
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        size = augment.maskrcnn_resized_size(*image.size, self.min_size, self.max_size)
+        return to_bgr255(image.resize(size, Image.Resampling.BILINEAR), self.mean, self.std)
