@@ -53,7 +53,7 @@ def train(benchmark: str, framework: str, config: str = "smoke", *, runs: int = 
         save_config(run_cfg, Path(run_options.out_dir) / "config.yaml")
         info(f"[bold]{bench.key}[/] {framework} config={config} run {index + 1}/{runs} seed={run_options.seed}")
         result = main(run_cfg)
-        info(f"  {result.status}: quality {result.quality:.4f} (target {result.quality_target}) in "
+        info(f"  {result.status}: quality {result.describe_quality()} in "
              f"{result.time_to_train_minutes:.2f} min, {result.epochs} epochs; log {result.log_file}")
         results.append(result)
     return results

@@ -40,6 +40,12 @@ def iou_with(boxes: np.ndarray, patch: np.ndarray) -> np.ndarray:
     return intersection / (area + (patch[2] - patch[0]) * (patch[3] - patch[1]) - intersection)
 
 
+def sample_key(seed: int, epoch: int, index: int) -> int:
+    """A 32-bit integer key of one sample's draws inside the model (Mask R-CNN's RPN and RoI sampling,
+    `maskrcnn/*/model.py`), from (seed, epoch, image index) like `sample_rng`, on another stream."""
+    return int(np.random.SeedSequence([seed, epoch, index, 1]).generate_state(1)[0])
+
+
 @dataclass(frozen=True)
 class Crop:
     """A chosen patch in [0, 1] image coordinates and the boxes it keeps."""

@@ -8,6 +8,12 @@ bilinear resize with antialiasing (PIL's `resize`), ColorJitter as torchvision c
 grey = 0.299 R + 0.587 G + 0.114 B; hue: shift in HSV, `tf.image.adjust_hue`), ImageNet mean/std,
 and the SSD matching (`box_ops_tensorflow.ssd_match`). Pixels are floats here and 8-bit in PIL, so
 the two pipelines agree up to that rounding. SSD eval: resize, mean/std.
+
+Mask R-CNN train: the reference's resize (`augment.maskrcnn_resized_size`), flip and targets
+(`augment.maskrcnn_targets`: boxes, labels, masks rasterized from the scaled polygons) drawn in
+NumPy for the same (seed, epoch, image) key as the PyTorch preset, through `tf.numpy_function`;
+the pixels resized bilinearly with antialiasing (PIL's `resize`), mirrored, as BGR 0-255 minus the
+pixel mean. Mask R-CNN eval: resize, BGR minus the mean.
 """
 
 from __future__ import annotations
@@ -104,4 +110,37 @@ def ssd_eval(image_bytes: tf.Tensor, *, image_size: int, mean: Sequence[float] =
     image = tf.image.resize(decode_rgb(image_bytes), [image_size, image_size], method="bilinear", antialias=True)
     image = normalize(tf.clip_by_value(image, 0.0, 1.0), mean, std)
     image.set_shape([image_size, image_size, 3])
+    return image
+
+
+def to_bgr255(image: tf.Tensor, mean: Sequence[float], std: Sequence[float]) -> tf.Tensor:
+    """A [0, 1] RGB image as BGR in 0-255 minus `mean` over `std` (BGR): the reference's to_bgr255 Normalize."""
+    return (tf.reverse(image, axis=[-1]) * 255.0 - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
+
+
+def maskrcnn_resize(image: tf.Tensor, width: tf.Tensor, height: tf.Tensor) -> tf.Tensor:
+    resized = tf.image.resize(image, tf.stack([height, width]), method="bilinear", antialias=True)
+    return tf.clip_by_value(resized, 0.0, 1.0)
+
+
+def maskrcnn_train(image_bytes: tf.Tensor, targets_of, key: tf.Tensor, *, mean: Sequence[float] = (102.9801, 115.9465, 122.7717),
+                   std: Sequence[float] = (1.0, 1.0, 1.0)):
+    """One Mask R-CNN training sample. `targets_of(index, epoch)` is the NumPy side (augment.maskrcnn_targets
+    on the reader's record, with the keyed flip): (out width, out height, flip, boxes, labels, masks).
+    `key` is [seed, epoch, index]. Returns image (h, w, 3), boxes (n, 4), labels (n,), masks (n, h, w)."""
+    image = decode_rgb(image_bytes)
+    width, height, flip, boxes, labels, masks = tf.numpy_function(
+        targets_of, [key], [tf.int32, tf.int32, tf.bool, tf.float32, tf.int64, tf.uint8], stateful=False)
+    image = maskrcnn_resize(image, width, height)
+    image = tf.cond(flip, lambda: tf.reverse(image, axis=[1]), lambda: image)
+    image = to_bgr255(image, mean, std)
+    image.set_shape([None, None, 3])
+    return image, tf.reshape(boxes, [-1, 4]), tf.reshape(labels, [-1]), tf.reshape(masks, tf.stack([-1, height, width]))
+
+
+def maskrcnn_eval(image_bytes: tf.Tensor, width: tf.Tensor, height: tf.Tensor, *,
+                  mean: Sequence[float] = (102.9801, 115.9465, 122.7717), std: Sequence[float] = (1.0, 1.0, 1.0)) -> tf.Tensor:
+    """An evaluation image resized to (width, height) (`augment.maskrcnn_resized_size`), BGR minus the mean."""
+    image = to_bgr255(maskrcnn_resize(decode_rgb(image_bytes), width, height), mean, std)
+    image.set_shape([None, None, 3])
     return image

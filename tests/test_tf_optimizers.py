@@ -40,3 +40,27 @@ def test_torch_sgd_is_torch_optim_sgd_under_a_changing_learning_rate(nesterov, n
         keras_optimizer.apply_gradients(zip([g.numpy() for g in gradients], [keras_weight, keras_bias]))
         np.testing.assert_allclose(keras_weight.numpy(), weight.detach().numpy(), rtol=1e-12, err_msg=step)
         np.testing.assert_allclose(keras_bias.numpy(), bias.detach().numpy(), rtol=1e-12, err_msg=step)
+
+
+def test_torch_sgd_gives_biases_their_own_rate_and_decay():
+    """Detectron-style groups (Mask R-CNN's make_optimizer): biases at 2x the rate without weight decay."""
+    generator = torch.Generator().manual_seed(3)
+    weight = torch.randn(4, 3, generator=generator, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(3, generator=generator, dtype=torch.float64, requires_grad=True)
+    torch_optimizer = torch.optim.SGD([{"params": [weight], "weight_decay": 0.01, "factor": 1.0},
+                                       {"params": [bias], "weight_decay": 0.0, "factor": 2.0}], lr=1.0, momentum=0.9)
+    keras_weight = tf.Variable(weight.detach().numpy(), name="kernel")
+    keras_bias = tf.Variable(bias.detach().numpy(), name="bias")
+    keras_optimizer = TorchSGD(1.0, momentum=0.9, weight_decay=0.01, bias_lr_factor=2.0, bias_weight_decay=0.0)
+    for step, learning_rate in enumerate([0.125, 0.5, 0.25]):
+        gradients = [torch.randn(4, 3, generator=generator, dtype=torch.float64),
+                     torch.randn(3, generator=generator, dtype=torch.float64)]
+        weight.grad, bias.grad = gradients
+        for group in torch_optimizer.param_groups:
+            group["lr"] = learning_rate * group["factor"]
+        torch_optimizer.step()
+        keras_optimizer.learning_rate = learning_rate
+        keras_optimizer.apply_gradients(zip([g.numpy() for g in gradients], [keras_weight, keras_bias]))
+        np.testing.assert_allclose(keras_weight.numpy(), weight.detach().numpy(), rtol=1e-12, err_msg=step)
+        np.testing.assert_allclose(keras_bias.numpy(), bias.detach().numpy(), rtol=1e-12, err_msg=step)
+    assert not np.allclose(bias.detach().numpy(), weight.detach().numpy()[0])

@@ -100,11 +100,15 @@ def nms(boxes: tf.Tensor, scores: tf.Tensor, iou_threshold: float) -> tf.Tensor:
 def batched_nms(boxes: tf.Tensor, scores: tf.Tensor, groups: tf.Tensor, iou_threshold: float, num_groups: int) -> tf.Tensor:
     """torchvision's batched_nms: NMS within each group 0 .. num_groups-1, the kept indices of all
     groups ordered by decreasing score (ties by index)."""
-    kept = tf.TensorArray(tf.int64, size=num_groups, infer_shape=False)
-    for group in tf.range(num_groups):
+    def body(group, kept):
         members = tf.where(tf.equal(groups, tf.cast(group, groups.dtype)))[:, 0]
         chosen = nms(tf.gather(boxes, members), tf.gather(scores, members), iou_threshold)
-        kept = kept.write(group, tf.gather(members, chosen))
+        return group + 1, kept.write(group, tf.gather(members, chosen))
+
+    # an explicit loop: Keras layers' call() is not converted by AutoGraph
+    _, kept = tf.while_loop(lambda group, _: group < num_groups, body,
+                            [tf.constant(0), tf.TensorArray(tf.int64, size=num_groups, infer_shape=False,
+                                                            element_shape=tf.TensorShape([None]))])
     kept = kept.concat()
     order = tf.argsort(-tf.gather(scores, kept), stable=True)
     return tf.gather(kept, order)

@@ -70,9 +70,8 @@ def select_training_samples(proposals: list, targets: dict, batch: int, cfg_mode
         sampled = tf.where(pos | neg)[:, 0]
         sampled_boxes = tf.gather(candidates, sampled)
         sampled_matched = tf.gather(image_matched, sampled)
-        reference = tf.cond(tf.size(gt_labels) > 0, lambda gt_boxes=gt_boxes: gt_boxes,
-                            lambda: tf.zeros([1, 4], candidates.dtype))
-        matched_boxes = tf.gather(reference, sampled_matched)
+        # an image without ground truth matches every RoI to a zero box (torchvision's), never read
+        matched_boxes = tf.gather(tf.concat([gt_boxes, tf.zeros([1, 4], gt_boxes.dtype)], 0), sampled_matched)
         boxes.append(sampled_boxes)
         images.append(tf.fill([tf.size(sampled)], image))
         labels.append(tf.gather(image_labels, sampled))
