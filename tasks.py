@@ -108,14 +108,16 @@ def package(c, path):
 
 @task(name="docker-build", positional=BENCH_POSITIONAL, help={"bench": "benchmark key, folder or path", "framework": "pytorch or tensorflow",
                                   "wheelhouse": "download wheels on the host; build with no network",
-                                  "base_image": "base image (default: the Dockerfile's CUDA image)"})
-def docker_build(c, bench=DEFAULT_BENCHMARK, framework="pytorch", wheelhouse=False, base_image=None):
+                                  "base_image": "base image (default: the Dockerfile's GPU base)",
+                                  "accelerator": "cuda or cpu: the TensorFlow package (default: from the base image)"})
+def docker_build(c, bench=DEFAULT_BENCHMARK, framework="pytorch", wheelhouse=False, base_image=None, accelerator=None):
     """Build a benchmark's container image for one framework (--target pytorch|tensorflow)."""
     from harness import docker
     from harness.errors import UserError
 
     try:
-        docker.build_image(_benchmark(bench), framework, base_image=base_image, wheelhouse=wheelhouse)
+        docker.build_image(_benchmark(bench), framework, base_image=base_image, wheelhouse=wheelhouse,
+                           accelerator=accelerator)
     except UserError as error:
         raise Exit(f"error: {error}", code=2) from None
 

@@ -4,11 +4,14 @@
 #   docker/make_base_image.sh [--force] [TAG]        # TAG default: mlbench/debian-python:3.11
 #
 # A minimal Debian bookworm root file system (debootstrap --variant=minbase) with Python 3.11
-# (bookworm's python3 is 3.11, what pyproject.toml's requires-python asks for), python3-venv (the
-# Dockerfiles install into a venv: Debian marks its own Python externally managed, PEP 668) and
-# CA certificates, imported as a one-layer image. Needs root, debootstrap and a Debian mirror
-# (MLBENCH_DEBIAN_MIRROR, default deb.debian.org; a snapshot.debian.org URL pins the packages to
-# a date). Idempotent: an existing TAG is kept unless --force.
+# (bookworm's python3; pyproject.toml's requires-python allows 3.11-3.13, and CI runs 3.11),
+# python3-venv (the Dockerfiles install into a venv: Debian marks its own Python externally
+# managed, PEP 668) and CA certificates, imported as a one-layer image labelled
+# org.mlbench.accelerator=cpu (so `invoke docker-build` gives its images tensorflow-cpu). Needs
+# root, debootstrap and a Debian mirror (MLBENCH_DEBIAN_MIRROR, default deb.debian.org; a
+# snapshot.debian.org URL pins the packages to a date). MLBENCH_DEBIAN_SUITE=trixie gives Python
+# 3.13 instead (name it with TAG, e.g. mlbench/debian-python:3.13). Idempotent: an existing TAG is
+# kept unless --force.
 #
 # The benchmark Dockerfiles take it with `--build-arg BASE_IMAGE=mlbench/debian-python:3.11`
 # (what `invoke docker-build --base-image mlbench/debian-python:3.11` passes).
@@ -20,7 +23,7 @@ if [[ "${1:-}" == "--force" ]]; then
     shift
 fi
 tag="${1:-mlbench/debian-python:3.11}"
-suite="bookworm"
+suite="${MLBENCH_DEBIAN_SUITE:-bookworm}"
 mirror="${MLBENCH_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
 if ! docker info >/dev/null 2>&1; then
@@ -60,8 +63,8 @@ rm -f "${rootfs}.log"
 rm -rf "${rootfs}"/var/cache/apt/archives/*.deb "${rootfs}"/var/lib/apt/lists/* \
        "${rootfs}"/var/log/* "${rootfs}"/tmp/* "${rootfs}"/root/.cache
 python_version="$(chroot "${rootfs}" python3 -c 'import platform; print(platform.python_version())')"
-if [[ "${python_version}" != 3.11.* ]]; then
-    echo "error: ${suite} gave Python ${python_version}, expected 3.11.x" >&2
+if [[ ! "${python_version}" =~ ^3\.(11|12|13)\. ]]; then
+    echo "error: ${suite} gave Python ${python_version}; pyproject.toml supports 3.11-3.13" >&2
     exit 1
 fi
 
@@ -70,6 +73,7 @@ tar --numeric-owner -C "${rootfs}" -c . | docker import \
     --change 'ENV LANG=C.UTF-8' \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["/bin/bash"]' \
+    --change 'LABEL org.mlbench.accelerator=cpu' \
     --message "debootstrap --variant=minbase ${suite} + python3 ${python_version}, python3-venv, ca-certificates" \
     - "${tag}" >/dev/null
 docker image ls "${tag}"

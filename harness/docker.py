@@ -3,13 +3,16 @@
 `tasks.py` calls these (`invoke docker-build`, `invoke docker-run`); they are plain functions so a
 test or a cluster script can call them too:
 
-    download_wheelhouse(dest, frameworks, benchmark)   pip download, on the host, the wheels an image needs
-    build_image(benchmark, framework, *, base_image=None, wheelhouse=False, tag=None) -> tag
+    download_wheelhouse(dest, frameworks, *, python, glibc, accelerator)   pip download, on the host,
+                                                 the wheels an image needs
+    build_image(benchmark, framework, *, base_image=None, wheelhouse=False, tag=None,
+                accelerator=None) -> tag
     run_image(benchmark, framework, *, data_dir, results_dir="results", extra_args=()) -> exit code
     remove_images(benchmark)                     the images and their build stages (disk)
 
 The convention they rely on (docker/README.md): `<benchmark>/Dockerfile`, build context the repo
-root, `ARG BASE_IMAGE`, `ARG WHEELHOUSE`, one target per framework (`--target pytorch|tensorflow`),
+root, `ARG BASE_IMAGE`, `ARG WHEELHOUSE`, `ARG ACCELERATOR` (cuda|cpu: which TensorFlow package the
+image gets, chosen from the base image by `accelerator_for_base`), one target per framework (`--target pytorch|tensorflow`),
 data mounted at /data, results at /results, entrypoint `invoke train <benchmark> --framework F`.
 The Docker client is `docker` on PATH, or the command in MLBENCH_DOCKER (e.g. `podman`).
 Every problem a user can fix is a one-line UserError.
@@ -17,6 +20,7 @@ Every problem a user can fix is a one-line UserError.
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import shlex
@@ -24,7 +28,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from harness.benchmarks import FRAMEWORKS, REPO_ROOT, get_benchmark
@@ -36,13 +40,24 @@ from harness.provenance import IMAGE_LABEL, code_provenance
 # BuildKit) builds every stage before the --target, so a pytorch build also runs the tensorflow
 # stages, and an offline build needs their wheels too; BuildKit builds only what the target needs.
 STAGE_ORDER = ("tensorflow", "pytorch")
-# The local CPU base (docker/make_base_image.sh); no registry holds it.
+# The local CPU base (docker/make_base_image.sh, labelled org.mlbench.accelerator=cpu); no registry
+# holds it. Debian bookworm: Python 3.11, glibc 2.36.
 CPU_BASE_IMAGE = "mlbench/debian-python:3.11"
+# The Dockerfiles' default BASE_IMAGE, for GPUs: the Docker official Python image (Python 3.12 with
+# venv and ensurepip; Debian bookworm, glibc 2.36). It needs no CUDA of its own: torch's PyPI wheels
+# and tensorflow[and-cuda] bring the CUDA libraries as wheels, and the NVIDIA Container Toolkit mounts
+# the host's driver (docker/README.md, "Base images"). NVIDIA's nvidia/cuda images have no Python.
+GPU_BASE_IMAGE = "python:3.12-slim-bookworm"
 WHEELHOUSE_DIR = REPO_ROOT / "wheelhouse"
-# The images' Python (pyproject.toml: requires-python >=3.11,<3.12) and the oldest C library of
-# the bases: Ubuntu 22.04 (the CUDA image) has glibc 2.35, Debian bookworm 2.36.
-IMAGE_PYTHON = "3.11"
-IMAGE_GLIBC = (2, 35)
+# The Pythons pyproject.toml's requires-python allows; the Dockerfiles' base stage checks the same range.
+SUPPORTED_PYTHONS = ("3.11", "3.12", "3.13")
+# The TensorFlow an image gets (docker/install_requirements.py): cuda -> tensorflow[and-cuda],
+# cpu -> tensorflow-cpu. PyTorch's PyPI wheels are the same for both.
+ACCELERATORS = ("cuda", "cpu")
+ACCELERATOR_LABEL = "org.mlbench.accelerator"
+# What download_wheelhouse assumes when no base is named: the CPU base's Python and C library.
+DEFAULT_IMAGE_PYTHON = "3.11"
+DEFAULT_IMAGE_GLIBC = (2, 36)
 
 _NO_ENGINE = "no Docker engine answers `docker info`: start one with docker/start_engine.sh (as root)"
 
@@ -84,52 +99,90 @@ def frameworks_for_wheelhouse(framework: str) -> tuple[str, ...]:
     return STAGE_ORDER[:STAGE_ORDER.index(framework) + 1]
 
 
-def requirements(framework: str, benchmark: str | None = None) -> list[str]:
-    """What `pip install .[framework]` installs, plus the benchmark folder's own extra (its
-    Dockerfile installs `.[framework,<folder>]`), read from pyproject.toml by the same code the
-    image build runs (docker/install_requirements.py), so the two never disagree."""
+def requirements(framework: str, accelerator: str = "cpu") -> list[str]:
+    """What the image of `framework` installs for `accelerator`: `pip install .[framework]`'s pins,
+    tensorflow-cpu swapped for tensorflow[and-cuda] on cuda, read from pyproject.toml by the same
+    code the image build runs (docker/install_requirements.py), so the two never disagree."""
     _check_framework(framework)
-    groups = framework if benchmark is None else f"{framework},{get_benchmark(benchmark).folder}"
+    _check_accelerator(accelerator)
     script = runpy.run_path(str(REPO_ROOT / "docker" / "install_requirements.py"))
-    return script["requirements"](REPO_ROOT / "pyproject.toml", groups)
+    return script["requirements"](REPO_ROOT / "pyproject.toml", framework, accelerator)
 
 
-def download_wheelhouse(dest: str | os.PathLike = WHEELHOUSE_DIR,
-                        frameworks: Sequence[str] = FRAMEWORKS, benchmark: str | None = None) -> list[Path]:
-    """Download, on the host, every wheel the images of `frameworks` install: dest/<framework>/
-    (with `benchmark`, its folder's extra too, e.g. pycocotools for object_detection).
+def accelerator_for_base(base_image: str | None, labels: Mapping[str, str] | None = None) -> str:
+    """Which TensorFlow an image on `base_image` gets: "cpu" for a CPU base (one labelled
+    org.mlbench.accelerator=cpu, as docker/make_base_image.sh labels its image, or the local CPU
+    base by name), "cuda" for every other base, the Dockerfiles' default GPU base included (None).
+    `labels`: the base image's labels, where it is present (`docker image inspect`)."""
+    label = (labels or {}).get(ACCELERATOR_LABEL)
+    if label:
+        if label not in ACCELERATORS:
+            raise UserError(f"base image {base_image}: label {ACCELERATOR_LABEL}={label}, expected one of "
+                            f"{', '.join(ACCELERATORS)}")
+        return label
+    if base_image and _repository(base_image) == _repository(CPU_BASE_IMAGE):
+        return "cpu"
+    return "cuda"
 
-    Uses the host's pip and its configuration (index, find-links), asking for the images'
-    platform, not the host's: CPython 3.11, manylinux up to glibc 2.35, this machine's CPU
-    architecture. Binary wheels only, so the offline install never needs a compiler. A folder that
-    already holds every wheel is used as it is, with no index asked (so the same command works on
-    an air-gapped machine the wheelhouse was carried to). Returns the per-framework folders.
-    """
-    dest = Path(dest)
-    machine = os.uname().machine
-    platforms = [f"manylinux_2_{minor}_{machine}" for minor in range(17, IMAGE_GLIBC[1] + 1)]
+
+def wheel_platform_arguments(python: str, glibc: tuple[int, int], machine: str) -> list[str]:
+    """`pip download` arguments for an image's platform rather than the host's: CPython `python`,
+    binary wheels only, manylinux tags up to the base's glibc, the CPU architecture `machine`."""
+    if python not in SUPPORTED_PYTHONS:
+        raise UserError(f"the base image has Python {python}; pyproject.toml supports {', '.join(SUPPORTED_PYTHONS)}")
+    platforms = [f"manylinux_2_{minor}_{machine}" for minor in range(17, glibc[1] + 1)]
     # pip does not widen a --platform to the older manylinux tags, so they are listed; the legacy
     # aliases name the same glibc versions (PEP 600).
     platforms += [f"manylinux2014_{machine}", f"manylinux2010_{machine}", f"manylinux1_{machine}"]
+    arguments = ["--only-binary=:all:", "--python-version", python, "--implementation", "cp",
+                 "--abi", "cp" + python.replace(".", ""), "--abi", "abi3", "--abi", "none"]
+    return arguments + [argument for platform in platforms for argument in ("--platform", platform)]
+
+
+def base_platform(base_image: str) -> tuple[str, tuple[int, int]]:
+    """(Python "3.12", glibc (2, 36)) of `base_image`, asked of the image itself (pulled if needed)."""
+    probe = ("import platform, sys; print('%d.%d' % sys.version_info[:2], platform.libc_ver()[1])")
+    answer = subprocess.run(docker_client() + ["run", "--rm", "--network", "none", "--entrypoint", "python3",
+                                               base_image, "-c", probe], capture_output=True, text=True)
+    fields = answer.stdout.split()
+    if answer.returncode != 0 or len(fields) != 2 or fields[1].count(".") != 1:
+        raise UserError(f"base image {base_image}: cannot run its python3 to learn its Python and glibc "
+                        f"({(answer.stderr.strip().splitlines() or ['no output'])[-1]})")
+    major, minor = fields[1].split(".")
+    return fields[0], (int(major), int(minor))
+
+
+def download_wheelhouse(dest: str | os.PathLike = WHEELHOUSE_DIR,
+                        frameworks: Sequence[str] = FRAMEWORKS, *, python: str = DEFAULT_IMAGE_PYTHON,
+                        glibc: tuple[int, int] = DEFAULT_IMAGE_GLIBC, accelerator: str = "cpu") -> list[Path]:
+    """Download, on the host, every wheel the images of `frameworks` install: dest/<framework>/.
+
+    Uses the host's pip and its configuration (index, find-links), asking for the images'
+    platform, not the host's: CPython `python`, manylinux up to `glibc`, this machine's CPU
+    architecture, TensorFlow for `accelerator`. Binary wheels only, so the offline install never
+    needs a compiler. A folder that already holds every wheel is used as it is, with no index asked
+    (so the same command works on an air-gapped machine the wheelhouse was carried to); wheels for
+    several Pythons or accelerators can share a folder, each install picks its own. Returns the
+    per-framework folders.
+    """
+    dest = Path(dest)
+    platform_arguments = wheel_platform_arguments(python, glibc, os.uname().machine)
     folders = []
     for framework in frameworks:
         folder = dest / framework
         folder.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "pip", "download", "--dest", str(folder),
-                   "--only-binary=:all:", "--python-version", IMAGE_PYTHON,
-                   "--implementation", "cp", "--abi", "cp" + IMAGE_PYTHON.replace(".", ""),
-                   "--abi", "abi3", "--abi", "none", "--progress-bar", "off", "--quiet"]
-        command += [argument for platform in platforms for argument in ("--platform", platform)]
-        command += requirements(framework, benchmark)
+        command = [sys.executable, "-m", "pip", "download", "--dest", str(folder), *platform_arguments,
+                   "--progress-bar", "off", "--quiet", *requirements(framework, accelerator)]
         started = time.monotonic()
         complete = subprocess.run(command + ["--no-index", "--find-links", str(folder)],
                                   capture_output=True).returncode == 0
+        what = f"{framework} wheels (Python {python}, {accelerator})"
         if complete:
-            info(f"{folder}: every {framework} wheel is there already")
+            info(f"{folder}: every one of the {what} is there already")
         else:
-            info(f"downloading the {framework} wheels into {folder} ...")
+            info(f"downloading the {what} into {folder} ...")
         if not complete and subprocess.call(command) != 0:
-            raise UserError(f"pip download of the {framework} wheels into {folder} failed "
+            raise UserError(f"pip download of the {what} into {folder} failed "
                             "(its output is above): check the host's package index")
         wheels = list(folder.glob("*.whl"))
         size_gb = sum(wheel.stat().st_size for wheel in wheels) / 1e9
@@ -138,20 +191,41 @@ def download_wheelhouse(dest: str | os.PathLike = WHEELHOUSE_DIR,
     return folders
 
 
+def build_command(dockerfile: Path, framework: str, tag: str, *, base_image: str | None,
+                  accelerator: str, wheelhouse: bool) -> list[str]:
+    """The `docker build` command line (no engine needed: a test reads it)."""
+    # the code the image is built from (harness/provenance.py), read back by run_image
+    command = docker_client() + ["build", "--file", str(dockerfile), "--target", framework, "--tag", tag,
+                                 "--label", f"{IMAGE_LABEL}={code_provenance()}",
+                                 "--build-arg", f"ACCELERATOR={accelerator}"]
+    if base_image:
+        command += ["--build-arg", f"BASE_IMAGE={base_image}"]
+    if wheelhouse:
+        command += ["--build-arg", f"WHEELHOUSE={WHEELHOUSE_DIR.relative_to(REPO_ROOT)}", "--network", "none"]
+    return command + [str(REPO_ROOT)]
+
+
 def build_image(benchmark: str, framework: str, *, base_image: str | None = None,
-                wheelhouse: bool = False, tag: str | None = None) -> str:
+                wheelhouse: bool = False, tag: str | None = None, accelerator: str | None = None) -> str:
     """Build `<benchmark>/Dockerfile --target <framework>`; return the image tag.
 
-    - `base_image`: passed as `--build-arg BASE_IMAGE`; None keeps the Dockerfile's default (NVIDIA's
-      CUDA runtime image). For CPU, `mlbench/debian-python:3.11` (docker/make_base_image.sh).
-    - `wheelhouse`: download the wheels on the host first (`download_wheelhouse` into wheelhouse/),
-      then build with `--network none`: the packages are installed with `pip --no-index` from
-      those files, as on an air-gapped cluster. The base image must already hold Python 3.11.
+    - `base_image`: passed as `--build-arg BASE_IMAGE`; None keeps the Dockerfile's default, the
+      GPU base (GPU_BASE_IMAGE). For CPU, `mlbench/debian-python:3.11` (docker/make_base_image.sh).
+      Any base needs python3 3.11-3.13 with venv and ensurepip: the build installs no system package.
+    - `accelerator`: "cuda" or "cpu", passed as `--build-arg ACCELERATOR`: the TensorFlow package
+      (tensorflow[and-cuda] or tensorflow-cpu, same version). None: chosen from the base image
+      (`accelerator_for_base`): cpu for the CPU base, cuda for the others.
+    - `wheelhouse`: download the wheels on the host first (`download_wheelhouse` into wheelhouse/,
+      for the base image's own Python and glibc, asked of the image), then build with `--network
+      none`: the packages are installed with `pip --no-index` from those files, as on an
+      air-gapped cluster.
     - `tag`: default `mlbench/<benchmark folder>:<framework>`.
 
     UserError (one line) if no engine answers, the local base image is missing or the build fails.
     """
     _check_framework(framework)
+    if accelerator is not None:
+        _check_accelerator(accelerator)
     bench = get_benchmark(benchmark)
     dockerfile = bench.path / "Dockerfile"
     if not dockerfile.is_file():
@@ -160,19 +234,18 @@ def build_image(benchmark: str, framework: str, *, base_image: str | None = None
     tag = tag or image_tag(benchmark, framework)
     if base_image and base_image.startswith("mlbench/") and not _image_exists(base_image):
         raise UserError(f"base image {base_image} not found: make it with docker/make_base_image.sh")
-
-    command = docker_client() + ["build", "--file", str(dockerfile), "--target", framework,
-                                 "--tag", tag, "--label", f"{IMAGE_LABEL}={code_provenance()}"]
-    if base_image:
-        command += ["--build-arg", f"BASE_IMAGE={base_image}"]
+    base = base_image or GPU_BASE_IMAGE
+    if accelerator is None:
+        accelerator = accelerator_for_base(base_image, _labels(base) if _image_exists(base) else None)
     if wheelhouse:
-        download_wheelhouse(WHEELHOUSE_DIR, frameworks_for_wheelhouse(framework), benchmark)
-        command += ["--build-arg", f"WHEELHOUSE={WHEELHOUSE_DIR.relative_to(REPO_ROOT)}",
-                    "--network", "none"]
-    command.append(str(REPO_ROOT))
+        python, glibc = base_platform(base)
+        download_wheelhouse(WHEELHOUSE_DIR, frameworks_for_wheelhouse(framework), python=python, glibc=glibc,
+                            accelerator=accelerator)
+    command = build_command(dockerfile, framework, tag, base_image=base_image, accelerator=accelerator,
+                            wheelhouse=wheelhouse)
     environment = _build_environment()
     builder = "BuildKit" if environment.get("DOCKER_BUILDKIT") == "1" else "the client's default builder"
-    info(f"building {tag} with {builder}: {shlex.join(command)}")
+    info(f"building {tag} ({accelerator}) with {builder}: {shlex.join(command)}")
     started = time.monotonic()
     if subprocess.call(command, cwd=REPO_ROOT, env=environment) != 0:
         raise UserError(f"docker build of {tag} failed (its output is above)")
@@ -269,6 +342,21 @@ def _build_environment() -> dict[str, str]:
 def _check_framework(framework: str) -> None:
     if framework not in FRAMEWORKS:
         raise UserError(f"framework '{framework}': expected one of {', '.join(FRAMEWORKS)}")
+
+
+def _check_accelerator(accelerator: str) -> None:
+    if accelerator not in ACCELERATORS:
+        raise UserError(f"accelerator '{accelerator}': expected one of {', '.join(ACCELERATORS)}")
+
+
+def _repository(image: str) -> str:
+    """`mlbench/debian-python:3.11` -> `mlbench/debian-python` (a registry port's colon is kept)."""
+    name = image.split("@", 1)[0]
+    return name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+
+
+def _labels(image: str) -> dict[str, str]:
+    return json.loads(_inspect(image, "{{json .Config.Labels}}") or "null") or {}
 
 
 def _inspect(image: str, template: str) -> str:

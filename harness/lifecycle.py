@@ -150,12 +150,14 @@ class TrainingRun:
 
     def log_hyperparameters(self, hyperparameters: dict[str, Any], *, global_batch_size: int,
                             train_samples: int, eval_samples: int,
-                            gradient_accumulation_steps: int = 1) -> None:
+                            gradient_accumulation_steps: int = 1,
+                            metadata: dict[str, dict] | None = None) -> None:
         """Log every hyperparameter the rules require, under the rules' key names.
 
         A key the spec requires but the benchmark did not give, or one it gave that the spec does
         not know, is a bug in the benchmark (assert). A closed-division value outside the rules is
         the user's doing (a `--set`): ConfigError names the key, the rule and the value.
+        `metadata` adds a key's metadata where the rules ask for it (max_sequence_length: method).
         """
         required = set(self.spec.hyperparameter_keys_for(hyperparameters))
         given = set(hyperparameters)
@@ -169,7 +171,7 @@ class TrainingRun:
                                   + (f" (+{len(violations) - 1} more)" if len(violations) > 1 else "")
                                   + "; use submission.division=open to change it")
         for key, value in hyperparameters.items():
-            self.logger.event(key=key, value=value)
+            self.logger.event(key=key, value=value, metadata=(metadata or {}).get(key))
         self.logger.event(key=constants.GLOBAL_BATCH_SIZE, value=global_batch_size)
         if gradient_accumulation_steps != 1:
             self.logger.event(key=constants.GRADIENT_ACCUMULATION_STEPS, value=gradient_accumulation_steps)

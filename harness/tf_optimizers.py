@@ -13,11 +13,22 @@ reference's skip list does (Goyal et al. 2017); the detection references decay e
 put them in their own parameter groups (Mask R-CNN: SOLVER.BIAS_LR_FACTOR 2, WEIGHT_DECAY_BIAS 0).
 The learning rate is set from Python each step (`optimizer.learning_rate = lr`) from the
 benchmark's schedule. Used by image_classification (with its LARS) and object_detection.
+
+`TorchAdam`: `torch.optim.Adam`'s update, epsilon added to the bias-corrected sqrt(v_t):
+
+    m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+    w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+
+where Keras (and TF1's Adam) add epsilon before the correction, an epsilon sqrt(1 - b2^t) times
+smaller in the first steps. Gradients must be dense (Keras squares an IndexedSlices' values before
+summing duplicate rows): densify embedding gradients before `apply_gradients`. The learning rate is
+set from Python each step (`optimizer.learning_rate.assign(lr)`) from the benchmark's schedule.
 """
 
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 
@@ -72,3 +83,17 @@ class TorchSGD(keras.optimizers.Optimizer):
         return {**super().get_config(), "momentum": self.momentum, "l2": self.l2, "nesterov": self.nesterov,
                 "no_wd_on_bn_bias": self.no_wd_on_bn_bias, "bias_lr_factor": self.bias_lr_factor,
                 "bias_weight_decay": self.bias_weight_decay}
+
+
+class TorchAdam(keras.optimizers.Adam):
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = variable.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+        gradient = tf.cast(gradient, dtype)
+        self.assign_add(m, (gradient - m) * (1 - beta_1))
+        self.assign_add(v, (tf.square(gradient) - v) * (1 - beta_2))
+        denominator = tf.sqrt(v) / tf.sqrt(1 - tf.pow(beta_2, step)) + tf.cast(self.epsilon, dtype)
+        self.assign_sub(variable, tf.cast(learning_rate, dtype) / (1 - tf.pow(beta_1, step)) * m / denominator)

@@ -1,42 +1,36 @@
 """`invoke bench image_classification`: is our ResNet-50 as fast as the frameworks' own?
 
 - training images/s of `pytorch/model.py` against `torchvision.models.resnet50`, and of
-  `tensorflow/model.py` against `keras.applications.ResNet50`: same batch, same machine, the two
-  models of a pair alternating rounds in one process; the ratio should be >= 0.95;
+  `tensorflow/model.py` against `keras.applications.ResNet50`: same batch, same machine, timed by
+  `harness.paired_timing.compare` (one untimed call each: warm; the two models of a pair in
+  alternating rounds in one process; images/s of the median round, the ratio the median of the
+  paired ratios); the ratio should be >= 0.95 (RATIO_TARGET);
 - the FLOP/s those images/s mean (forward + backward FLOPs counted by torch's FlopCounterMode),
   next to the machine's measured fp32 GEMM throughput, so a number says how close to the hardware
   it is;
 - images/s per DataLoader worker of the training input pipeline on ImageNet-sized JPEGs.
 
-Every printed number carries its signature: framework versions, device, precision, batch, threads.
+Every printed number carries its signature: the machine (CPU, cores, load average), framework
+versions, device, precision, batch, threads.
 """
 
 from __future__ import annotations
 
-import platform
 import tempfile
 
 from rich.console import Console
 from rich.table import Table
 
+from harness import machine
+
 console = Console()
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+RATIO_TARGET = 0.95  # our model's training images/s over the framework's own ResNet-50's
 
 
 def _settings(on_gpu: bool) -> dict:
     if on_gpu:
-        return {"batch_size": 256, "steps": 20, "warmup_steps": 5, "rounds": 3}
-    return {"batch_size": 16, "steps": 2, "warmup_steps": 1, "rounds": 5}
+        return {"batch_size": 256, "steps": 20, "rounds": 5}
+    return {"batch_size": 16, "steps": 2, "rounds": 5}
 
 
 def run_bench(include_tensorflow: bool = True) -> dict:
@@ -52,7 +46,8 @@ def run_bench(include_tensorflow: bool = True) -> dict:
 
     on_gpu = torch.cuda.is_available()
     settings = _settings(on_gpu)
-    result: dict = {"host_cpu": _cpu_name(), "settings": settings}
+    result: dict = {"machine": machine.describe(), "settings": settings}
+    console.print(f"machine: {machine.one_line(result['machine'])}")
     gemm_before = gemm_peak_gflops()
     flops = training_flops_per_image()
     result["training_gflop_per_image"] = flops / 1e9
@@ -79,6 +74,7 @@ def run_bench(include_tensorflow: bool = True) -> dict:
                                  short_side=(333, 375))
         result["pipeline"] = [pipeline_throughput(str(data), workers=workers, images=200)
                               for workers in sorted({1, min(4, torch.get_num_threads())})]
+    result["machine_after"] = machine.describe()
     _print(result, flops)
     return result
 
@@ -103,20 +99,22 @@ def _print(result: dict, flops: float) -> None:
     for framework in ("pytorch", "tensorflow"):
         numbers = result.get(framework, {})
         if "ratio" in numbers:
-            how_ratio = ("ratio: median over rounds of adjacent timings" if "round_ratios" in numbers
-                         else "ratio: of the best rounds")
             console.print(f"  {framework}: {numbers['framework']}; {numbers['device']}; {numbers['precision']}; "
-                          f"batch {numbers['batch_size']} x {numbers['image_size']}px; images/s: best of "
-                          f"{numbers['rounds']} alternating rounds of {numbers['steps']} steps; {how_ratio}")
+                          f"batch {numbers['batch_size']} x {numbers['image_size']}px; images/s: median of "
+                          f"{numbers['rounds']} alternating rounds of {numbers['steps']} steps, warm; ratio: median "
+                          f"of the paired ratios {[round(r, 3) for r in numbers['round_ratios']]} "
+                          f"(target >= {RATIO_TARGET}: {'met' if numbers['ratio'] >= RATIO_TARGET else 'NOT met'})")
     gemm = result["gemm_fp32"]
     console.print(f"  fp32 GEMM peak (measured, {gemm['size']}^3 matmul, {gemm['threads']} threads): "
-                  f"{gemm['gflops']:,.0f} GFLOP/s on {result['host_cpu']}"
+                  f"{gemm['gflops']:,.0f} GFLOP/s on {result['machine']['cpu']}"
                   + (f"; bf16 {result['gemm_bf16']['gflops']:,.0f} GFLOP/s" if "gemm_bf16" in result else ""))
     console.print(f"  one training image = {result['training_gflop_per_image']:.1f} GFLOP (forward + backward)")
     for entry in result["pipeline"]:
         console.print(f"  input pipeline (PIL decode + RandomResizedCrop 224 + flip + normalize, ImageNet-sized "
                       f"JPEGs): {entry['workers']} worker(s) {entry['images_per_s']:,.0f} images/s = "
                       f"{entry['images_per_s_per_worker']:,.0f} per worker")
+    console.print(f"  machine: {machine.one_line(result['machine'])}; after: load average "
+                  f"{result['machine_after']['load_average']}")
 
 
 if __name__ == "__main__":

@@ -36,61 +36,114 @@ def test_dockerfile_follows_the_convention(folder):
     two-benchmark folder, whose image takes the folder's toolkit modules and its own subfolder,
     never the sibling benchmark (STYLE.md, "One folder, two benchmarks")."""
     text = (REPO_ROOT / folder / "Dockerfile").read_text().replace("\\\n", " ")  # join continued lines
-    assert re.search(r"^ARG BASE_IMAGE=nvidia/cuda:\S+$", text, re.MULTILINE)
+    assert re.search(rf"^ARG BASE_IMAGE={re.escape(docker.GPU_BASE_IMAGE)}$", text, re.MULTILINE)
     assert re.search(r"^FROM \$\{BASE_IMAGE\} AS base$", text, re.MULTILINE)
+    # the base brings Python: no system package is installed, so a build needs no network
+    assert "apt-get" not in text and "python3 -m venv /opt/venv" in text
+    lowest, highest = _supported_python_range()
+    assert f"sys.exit(not {lowest} <= sys.version_info[:2] < {highest})" in text
     stages = re.findall(r"^FROM \S+ AS (\S+)$", text, re.MULTILINE)
     # the framework targets in harness.docker.STAGE_ORDER: the wheelhouse an offline legacy
     # build needs is chosen from that order
     assert [stage for stage in stages if stage in FRAMEWORKS] == list(docker.STAGE_ORDER)
     for framework in FRAMEWORKS:
         assert f"COPY ${{WHEELHOUSE}}/{framework}/ /wheels/" in text
+        deps = re.search(rf"FROM base AS {framework}-deps\n((?:.*\n)*?)\n", text + "\n").group(1)
+        assert "ARG ACCELERATOR=cuda\n" in deps  # the default base is the GPU one
+        # the framework's packages and the benchmark folder's own extra (its field tools)
+        assert deps.rstrip().endswith(f"install_requirements.py /tmp/build/pyproject.toml {framework},"
+                                      f"{folder.split('/')[0]} /wheels ${{ACCELERATOR}}")
         entrypoint = re.search(rf"FROM base AS {framework}\n(?:.*\n)*?ENTRYPOINT (\[[^\]]*\])", text)
         assert entrypoint, f"{folder}/Dockerfile: no ENTRYPOINT in the {framework} stage"
         assert json.loads(entrypoint.group(1)) == [
             "invoke", "train", folder, "--framework", framework, "--set", "run.data_dir=/data",
             "--out", "/results"]
     assert f"COPY {folder}/ /workspace/{folder}/" in text
-    if _folder_extra(folder):  # the image installs `.[<framework>,<folder>]`, the wheels it needs
-        for framework in FRAMEWORKS:
-            assert f"install_requirements.py /tmp/build/pyproject.toml {framework},{folder.split('/')[0]} " in text
     if "/" in folder:  # the toolkit: the folder's own modules, not its other benchmark's subfolder
         toolkit = folder.split("/")[0]
         assert f"COPY {toolkit}/*.py /workspace/{toolkit}/" in text
         assert f"COPY {toolkit}/ " not in text
 
 
-def test_the_image_installs_what_pyproject_pins():
+def _project() -> dict:
     import tomllib
 
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+
+
+def _supported_python_range() -> tuple[tuple[int, int], tuple[int, int]]:
+    """(lowest, first unsupported) minor version, read from pyproject.toml's requires-python."""
+    from packaging.specifiers import SpecifierSet
+
+    allowed = [(3, minor) for minor in range(6, 20) if f"3.{minor}" in SpecifierSet(_project()["requires-python"])]
+    return allowed[0], (3, allowed[-1][1] + 1)
+
+
+def test_the_supported_pythons_are_pyproject_s():
+    lowest, highest = _supported_python_range()
+    assert docker.SUPPORTED_PYTHONS == tuple(f"3.{minor}" for minor in range(lowest[1], highest[1]))
+    assert "3.11" in docker.SUPPORTED_PYTHONS and "3.13" in docker.SUPPORTED_PYTHONS
+
+
+def test_the_image_installs_what_pyproject_pins():
+    project = _project()
     for framework in FRAMEWORKS:
         assert docker.requirements(framework) == (
             project["dependencies"] + project["optional-dependencies"][framework])
 
 
-def _folder_extra(benchmark: str) -> list[str]:
-    import tomllib
+def test_a_cuda_image_gets_the_gpu_tensorflow_of_the_same_release():
+    project = _project()
+    (cpu_pin,) = [pin for pin in project["optional-dependencies"]["tensorflow"] if pin.startswith("tensorflow-cpu==")]
+    version = cpu_pin.split("==")[1]
+    cpu, cuda = docker.requirements("tensorflow", "cpu"), docker.requirements("tensorflow", "cuda")
+    assert cpu_pin in cpu and f"tensorflow[and-cuda]=={version}" in cuda and cpu_pin not in cuda
+    assert [pin for pin in cpu if pin != cpu_pin] == [pin for pin in cuda if not pin.startswith("tensorflow[")]
+    # PyTorch's PyPI wheels are the same for both (a CUDA build that also runs on CPU)
+    assert docker.requirements("pytorch", "cuda") == docker.requirements("pytorch", "cpu")
+    with pytest.raises(UserError, match="accelerator 'rocm'"):
+        docker.requirements("tensorflow", "rocm")
 
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    return project["optional-dependencies"][benchmark.split("/")[0]]
+
+@pytest.mark.parametrize("base_image, labels, expected", [
+    (None, None, "cuda"),  # the Dockerfiles' default: the GPU base
+    (docker.GPU_BASE_IMAGE, None, "cuda"),
+    ("nvcr.io/nvidia/cuda-dl-base:25.10-cuda13.0-runtime-ubuntu24.04", None, "cuda"),
+    (docker.CPU_BASE_IMAGE, None, "cpu"),  # the local CPU base, also when made before it was labelled
+    ("mlbench/debian-python:trixie", None, "cpu"),
+    ("mycorp/python-base:1", {"org.mlbench.accelerator": "cpu"}, "cpu"),  # any base can say it is CPU-only
+    (docker.CPU_BASE_IMAGE, {"org.mlbench.accelerator": "cpu", "other": "x"}, "cpu"),
+    ("python:3.13-slim", {"maintainer": "someone"}, "cuda"),
+])
+def test_the_tensorflow_package_follows_the_base_image(base_image, labels, expected):
+    assert docker.accelerator_for_base(base_image, labels) == expected
 
 
-def test_the_wheelhouse_holds_the_benchmark_folders_extra(tmp_path, monkeypatch):
-    """`--wheelhouse` downloads what the image installs: the framework's pins and its folder's extra."""
-    commands = []
+def test_a_wrong_accelerator_label_is_a_one_line_error():
+    with pytest.raises(UserError, match="org.mlbench.accelerator=tpu"):
+        docker.accelerator_for_base("mycorp/base:1", {"org.mlbench.accelerator": "tpu"})
 
-    def fake_pip(command, **_):
-        commands.append(command)
-        return subprocess.CompletedProcess(command, 0)
 
-    monkeypatch.setattr(docker.subprocess, "run", fake_pip)
-    docker.download_wheelhouse(tmp_path, ("pytorch",), "object_detection/ssd")
-    extra = _folder_extra("object_detection")
-    assert extra and all(pin in commands[0] for pin in extra)
-    assert all(pin in commands[0] for pin in docker.requirements("pytorch"))
-    assert docker.requirements("pytorch", "ssd") == docker.requirements("pytorch") + extra
-    # a folder with an empty extra adds nothing
-    assert docker.requirements("tensorflow", "recommendation") == docker.requirements("tensorflow")
+@pytest.mark.parametrize("base_image, accelerator", [(None, "cuda"), (docker.CPU_BASE_IMAGE, "cpu")])
+def test_the_build_passes_the_accelerator_and_the_base(base_image, accelerator):
+    command = docker.build_command(REPO_ROOT / "recommendation" / "Dockerfile", "tensorflow", "t:1",
+                                   base_image=base_image, accelerator=accelerator, wheelhouse=True)
+    assert command[command.index("--target") + 1] == "tensorflow"
+    build_args = [command[index + 1] for index, word in enumerate(command) if word == "--build-arg"]
+    assert f"ACCELERATOR={accelerator}" in build_args
+    assert ("BASE_IMAGE=" + base_image in build_args) if base_image else not any(
+        arg.startswith("BASE_IMAGE=") for arg in build_args)
+    assert "WHEELHOUSE=wheelhouse" in build_args and command[command.index("--network") + 1] == "none"
+
+
+def test_the_wheelhouse_is_for_the_base_image_s_python_and_glibc():
+    arguments = docker.wheel_platform_arguments("3.12", (2, 36), "x86_64")
+    assert arguments[arguments.index("--python-version") + 1] == "3.12" and "cp312" in arguments
+    platforms = [arguments[index + 1] for index, word in enumerate(arguments) if word == "--platform"]
+    assert "manylinux_2_36_x86_64" in platforms and "manylinux_2_17_x86_64" in platforms
+    assert "manylinux_2_37_x86_64" not in platforms  # a wheel for a newer glibc would not load
+    with pytest.raises(UserError, match="Python 3.10"):
+        docker.wheel_platform_arguments("3.10", (2, 36), "x86_64")
 
 
 def test_a_wheelhouse_means_no_index(tmp_path):
@@ -147,6 +200,11 @@ def engine():
         docker.remove_images(DOCKER_BENCHMARK)
 
 
+def _tensorflow_version() -> str:
+    (pin,) = [pin for pin in _project()["optional-dependencies"]["tensorflow"] if pin.startswith("tensorflow-cpu==")]
+    return pin.split("==")[1]
+
+
 def _events(log: Path) -> list[dict]:
     return [json.loads(line.split(":::MLLOG ", 1)[1]) for line in log.read_text().splitlines()
             if line.startswith(":::MLLOG ")]
@@ -159,6 +217,12 @@ def test_container_trains_the_smoke_config_to_a_compliant_log(engine, framework,
     tag = docker.build_image(DOCKER_BENCHMARK, framework, base_image=docker.CPU_BASE_IMAGE,
                              wheelhouse=True)
     assert tag == f"mlbench/{DOCKER_BENCHMARK}:{framework}"
+    if framework == "tensorflow":  # a CPU base: tensorflow-cpu, not the CUDA build
+        installed = subprocess.run(docker.docker_client() + [
+            "run", "--rm", "--network", "none", "--entrypoint", "python", tag, "-c",
+            "import importlib.metadata as m; print(m.version('tensorflow-cpu'), 'tensorflow' in "
+            "{d.metadata['Name'] for d in m.distributions()})"], capture_output=True, text=True)
+        assert installed.stdout.split() == [_tensorflow_version(), "False"], installed.stdout + installed.stderr
     results = tmp_path / "results"
     exit_code = docker.run_image(DOCKER_BENCHMARK, framework, data_dir=tiny_ncf_data,
                                  results_dir=results, gpus="none",

@@ -199,15 +199,22 @@ MODEL_MLP_LAYER_SIZES = "model_mlp_layer_sizes"
 TRAIN_NEGATIVES_PER_POSITIVE = "train_negatives_per_positive"
 EVAL_NEGATIVES_PER_USER = "eval_negatives_per_user"
 EVAL_HR_K = "eval_hr_k"
-# DeepSpeech2 (MLPerf v0.5 reference, speech_recognition/pytorch/params.py).
+# DeepSpeech2 (MLPerf v0.5 reference, speech_recognition/pytorch/params.py and train.py).
+DEEPSPEECH2 = "deepspeech2"
 OPT_MOMENTUM = "opt_momentum"
 OPT_LR_ANNEAL_FACTOR = "opt_learning_rate_anneal_factor"
 MODEL_RNN_TYPE = "model_rnn_type"
 MODEL_RNN_HIDDEN_SIZE = "model_rnn_hidden_size"
 MODEL_RNN_LAYERS = "model_rnn_layers"
+MODEL_RNN_BIDIRECTIONAL = "model_rnn_bidirectional"
+MODEL_CONV_CHANNELS = "model_conv_channels"
+OPT_NESTEROV = "opt_nesterov"
 # Minigo (MLPerf v0.7 rules; mlperf-logging logs them but its constants module lacks them).
 TRAIN_BATCH_SIZE = "train_batch_size"
 LR_BOUNDARIES = "lr_boundaries"
 LR_RATES = "lr_rates"
 ACTUAL_SELFPLAY_GAMES_PER_GENERATION = "actual_selfplay_games_per_generation"
 MIN_SELFPLAY_GAMES_PER_GENERATION = "min_selfplay_games_per_generation"
+# Translation (Transformer, GNMT): sacrebleu's signature of the BLEU that eval_accuracy reports,
+# logged once per run (STYLE.md, "Results carry their signature"); mlperf-logging ignores it.
+EVAL_METRIC_SIGNATURE = "eval_metric_signature"

@@ -2,16 +2,17 @@
 
 Both models run the same training step (cross-entropy, SGD with momentum; channels_last and the
 runtime's AMP dtype on CUDA, fp32 on CPU) on the same synthetic batch held on the device, so the
-comparison measures the models, not the input pipeline. Rounds alternate between the two models;
-the images/s are each model's best round, and the ratio is the median over rounds of the ratio of
-the two adjacent timings, so load that comes and goes on a shared machine favours neither model.
-The mirror of `../tensorflow/throughput.py`; `image_classification/bench.py` calls both.
+comparison measures the models, not the input pipeline. They are timed by `harness.paired_timing.
+compare`, as every bench is: one untimed call each (cuDNN autotuning, allocator: warm), then rounds
+alternating between the two models; the images/s are each model's median round, and the ratio is
+the median over rounds of the ratio of the two timings of the same round, so load that comes and
+goes on a shared machine favours neither model. The mirror of `../tensorflow/throughput.py`;
+`image_classification/bench.py` calls both.
 """
 
 from __future__ import annotations
 
 import os
-import statistics
 import time
 
 import torch
@@ -19,6 +20,7 @@ import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from harness.paired_timing import compare
 from image_classification.pytorch.model import build_model, count_parameters
 
 
@@ -65,8 +67,9 @@ def training_flops_per_image(image_size: int = 224, num_classes: int = 1000) -> 
 
 
 def pytorch_throughput(batch_size: int = 32, steps: int = 10, image_size: int = 224, *,
-                       warmup_steps: int = 3, rounds: int = 3, num_classes: int = 1000, seed: int = 0) -> dict:
-    """Training images/s of ours and of torchvision's resnet50 at the same batch; ratio >= 0.95 wanted."""
+                       rounds: int = 3, num_classes: int = 1000, seed: int = 0) -> dict:
+    """Training images/s of ours and of torchvision's resnet50 at the same batch; ratio >= 0.95 wanted.
+    Each timed call is `steps` training steps; one untimed call per model first (warm)."""
     device = _device()
     amp_dtype = None
     if device.type == "cuda":
@@ -78,18 +81,12 @@ def pytorch_throughput(batch_size: int = 32, steps: int = 10, image_size: int = 
     labels = torch.randint(0, num_classes, (batch_size,), device=device)
     models = {"ours": build_model(num_classes=num_classes),
               "torchvision": torchvision.models.resnet50(num_classes=num_classes)}
-    steps_fns = {}
+    calls = {}
     for name, model in models.items():
         model.to(device, memory_format=memory_format).train()
-        steps_fns[name] = _train_step(model, device, amp_dtype)
-        _time_steps(steps_fns[name], images, labels, warmup_steps, device)  # cuDNN autotuning, allocator
-    seconds = {name: [] for name in models}
-    for _ in range(rounds):
-        for name, step in steps_fns.items():
-            seconds[name].append(_time_steps(step, images, labels, steps, device))
-    ours = batch_size * steps / min(seconds["ours"])
-    theirs = batch_size * steps / min(seconds["torchvision"])
-    paired = sorted(t / o for o, t in zip(seconds["ours"], seconds["torchvision"]))
+        step = _train_step(model, device, amp_dtype)
+        calls[name] = lambda step=step: _time_steps(step, images, labels, steps, device)  # ends synchronised
+    timing = compare(calls, rounds=rounds, warmup=1, work_per_call=batch_size * steps, unit="images")
     return {
         "framework": f"pytorch {torch.__version__}, torchvision {torchvision.__version__}",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU",
@@ -99,11 +96,11 @@ def pytorch_throughput(batch_size: int = 32, steps: int = 10, image_size: int = 
         "batch_size": batch_size, "image_size": image_size, "steps": steps, "rounds": rounds,
         "ours_parameters": count_parameters(models["ours"]),
         "torchvision_parameters": count_parameters(models["torchvision"]),
-        "ours_images_per_s": ours,
-        "torchvision_images_per_s": theirs,
-        "ratio": statistics.median(paired),
-        "ratio_of_best": ours / theirs,
-        "round_ratios": paired,
+        "ours_images_per_s": timing.rate("ours"),
+        "torchvision_images_per_s": timing.rate("torchvision"),
+        "ratio": timing.ratio("ours", "torchvision"),
+        "round_ratios": timing.round_ratios("ours", "torchvision"),
+        "timing": timing.summary("torchvision"),
     }
 
 

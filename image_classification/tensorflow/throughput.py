@@ -2,8 +2,10 @@
 
 Both models run the same training step (softmax cross-entropy, SGD with momentum, one
 `tf.function`, optional XLA) on the same synthetic batch held on the device, so the comparison
-measures the models and not the input pipeline. Rounds alternate between the two models and the
-best round of each counts, which keeps a busy machine from favouring whichever model ran first.
+measures the models and not the input pipeline. They are timed as the PyTorch pair is, by
+`harness.paired_timing.compare`: one untimed call each (tracing, compiling, autotuning: warm), then
+rounds alternating between the two models; images/s from each model's median round, the ratio the
+median over rounds of the paired ratio of the same round, so a busy machine favours neither model.
 `image_classification/bench.py` calls `tensorflow_throughput`.
 """
 
@@ -16,6 +18,7 @@ import time
 import keras
 import tensorflow as tf
 
+from harness.paired_timing import compare
 from image_classification.tensorflow.model import build_model, count_parameters
 
 
@@ -42,9 +45,10 @@ def _time_steps(step, images, labels, steps: int) -> float:
 
 
 def tensorflow_throughput(batch_size: int = 32, steps: int = 10, image_size: int = 224, *,
-                          warmup_steps: int = 3, rounds: int = 3, jit_compile: bool = False,
+                          rounds: int = 3, jit_compile: bool = False,
                           precision: str | None = None, num_classes: int = 1000, seed: int = 0) -> dict:
     """Training images/s of ours and of keras.applications.ResNet50 at the same batch; ratio >= 0.95 wanted.
+    Each timed call is `steps` training steps; one untimed call per model first (warm).
 
     `precision`: a Keras dtype policy; default mixed_bfloat16 on a GPU (what training uses, as
     `harness.tf_runtime` sets it), float32 on CPU. The previous global policy is restored after.
@@ -54,13 +58,12 @@ def tensorflow_throughput(batch_size: int = 32, steps: int = 10, image_size: int
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
     try:
-        return _measure(batch_size, steps, image_size, warmup_steps, rounds, jit_compile, num_classes, seed,
-                        gpus)
+        return _measure(batch_size, steps, image_size, rounds, jit_compile, num_classes, seed, gpus)
     finally:
         keras.mixed_precision.set_global_policy(previous)
 
 
-def _measure(batch_size, steps, image_size, warmup_steps, rounds, jit_compile, num_classes, seed, gpus) -> dict:
+def _measure(batch_size, steps, image_size, rounds, jit_compile, num_classes, seed, gpus) -> dict:
     keras.utils.set_random_seed(seed)
     images = tf.random.normal([batch_size, image_size, image_size, 3], seed=seed)
     labels = tf.random.uniform([batch_size], 0, num_classes, dtype=tf.int32, seed=seed)
@@ -72,14 +75,8 @@ def _measure(batch_size, steps, image_size, warmup_steps, rounds, jit_compile, n
     }
     steps_fns = {name: _train_step(model, keras.optimizers.SGD(0.01, momentum=0.9), jit_compile)
                  for name, model in models.items()}
-    for step in steps_fns.values():  # trace, compile, autotune
-        _time_steps(step, images, labels, warmup_steps)
-    best = {name: float("inf") for name in models}
-    for _ in range(rounds):
-        for name, step in steps_fns.items():
-            best[name] = min(best[name], _time_steps(step, images, labels, steps))
-    ours = batch_size * steps / best["ours"]
-    theirs = batch_size * steps / best["keras_applications"]
+    calls = {name: (lambda step=step: _time_steps(step, images, labels, steps)) for name, step in steps_fns.items()}
+    timing = compare(calls, rounds=rounds, warmup=1, work_per_call=batch_size * steps, unit="images")
     device = (tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU") if gpus
               else f"CPU ({platform.processor() or platform.machine()})")
     return {
@@ -91,7 +88,9 @@ def _measure(batch_size, steps, image_size, warmup_steps, rounds, jit_compile, n
         "batch_size": batch_size, "image_size": image_size, "steps": steps, "rounds": rounds,
         "ours_parameters": count_parameters(models["ours"]),
         "keras_applications_parameters": count_parameters(models["keras_applications"]),
-        "ours_images_per_s": ours,
-        "keras_applications_images_per_s": theirs,
-        "ratio": ours / theirs,
+        "ours_images_per_s": timing.rate("ours"),
+        "keras_applications_images_per_s": timing.rate("keras_applications"),
+        "ratio": timing.ratio("ours", "keras_applications"),
+        "round_ratios": timing.round_ratios("ours", "keras_applications"),
+        "timing": timing.summary("keras_applications"),
     }
