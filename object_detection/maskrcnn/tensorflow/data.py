@@ -97,3 +97,25 @@ def eval_dataset(coco: CocoDetection, cfg: Config) -> tf.data.Dataset:
         return images, image_sizes, indices
 
     return dataset.map(pad, deterministic=True).prefetch(tf.data.AUTOTUNE).with_options(_options())
+
+
+def padded_batch(images: list, targets: list, divisor: int = 32) -> tuple:
+    """A training batch as `train_dataset` makes it, from samples in memory: HWC images (each its own
+    size) and their targets (boxes, labels, masks (n, h, w), sample_key as NumPy values) ->
+    (images (B, H, W, 3) zero-padded to a multiple of `divisor`, sizes (B, 2), padded targets)."""
+    height = -(-max(i.shape[0] for i in images) // divisor) * divisor
+    width = -(-max(i.shape[1] for i in images) // divisor) * divisor
+    count = max(len(t["labels"]) for t in targets)
+    batch = np.zeros((len(images), height, width, 3), dtype=np.asarray(images[0]).dtype)
+    boxes = np.zeros((len(images), count, 4), dtype=np.asarray(targets[0]["boxes"]).dtype)
+    labels = np.zeros((len(images), count), np.int64)
+    masks = np.zeros((len(images), count, height, width), np.uint8)
+    for i, (image, target) in enumerate(zip(images, targets)):
+        h, w = image.shape[:2]
+        n = len(target["labels"])
+        batch[i, :h, :w] = image
+        boxes[i, :n], labels[i, :n], masks[i, :n, :h, :w] = target["boxes"], target["labels"], target["masks"]
+    sizes = np.array([i.shape[:2] for i in images], dtype=np.int32)
+    keys = np.array([int(t["sample_key"]) for t in targets], dtype=np.int64)
+    return (tf.constant(batch), tf.constant(sizes), {"boxes": tf.constant(boxes), "labels": tf.constant(labels),
+                                                     "masks": tf.constant(masks), "sample_key": tf.constant(keys)})

@@ -33,6 +33,7 @@ from object_detection.maskrcnn.pytorch.model import build_model as build_torch
 from object_detection.maskrcnn.pytorch.model import count_parameters
 from object_detection.maskrcnn.tensorflow import convert, roi_heads
 from object_detection.maskrcnn.tensorflow.model import build_model as build_keras
+from object_detection.maskrcnn.tests.batches import padded_batch
 from object_detection.presets_pytorch import MaskRCNNEval, MaskRCNNTrain
 
 REFERENCE = load_config(Config, "object_detection/maskrcnn/configs/reference.yaml")
@@ -158,25 +159,6 @@ def test_the_reduced_network_is_the_same_function_in_float64(float64_pair):
     assert relative(class_only.numpy(), class_logits.numpy()) <= 1e-10
     assert relative(regression_only.numpy(), box_regression.numpy()) <= 1e-10
     assert relative(masks_only.numpy(), mask_logits.permute(0, 2, 3, 1).numpy()) <= 1e-10
-
-
-def padded_batch(images: list, targets: list) -> tuple:
-    """Both frameworks' training batch from PyTorch samples: NHWC images padded to 32, sizes, padded targets."""
-    height = -(-max(i.shape[1] for i in images) // 32) * 32
-    width = -(-max(i.shape[2] for i in images) // 32) * 32
-    count = max(len(t["labels"]) for t in targets)
-    batch = np.zeros((len(images), height, width, 3))
-    boxes, labels = np.zeros((len(images), count, 4)), np.zeros((len(images), count), np.int64)
-    masks = np.zeros((len(images), count, height, width), np.uint8)
-    for i, (image, target) in enumerate(zip(images, targets)):
-        h, w = image.shape[1:]
-        n = len(target["labels"])
-        batch[i, :h, :w] = image.permute(1, 2, 0).numpy()
-        boxes[i, :n], labels[i, :n], masks[i, :n, :h, :w] = target["boxes"], target["labels"], target["masks"]
-    keys = np.array([int(t["sample_key"]) for t in targets])
-    return (tf.constant(batch), tf.constant([i.shape[1:] for i in images], tf.int32),
-            {"boxes": tf.constant(boxes), "labels": tf.constant(labels), "masks": tf.constant(masks),
-             "sample_key": tf.constant(keys)})
 
 
 def test_the_training_losses_agree_in_float64(float64_pair, tiny_coco):
