@@ -93,9 +93,8 @@ class Benchmark:
 BENCHMARKS = {b.key: b for b in (
     Benchmark("image_classification", "resnet", "ResNet-50 v1.5 on ImageNet"),
     Benchmark("recommendation", "ncf", "NCF (NeuMF) on MovieLens-20M"),
-    Benchmark("object_detection", "ssd", "SSD (ResNet-34) on COCO 2017", subfolder="ssd", built=False),
-    Benchmark("object_detection", "maskrcnn", "Mask R-CNN (ResNet-50 FPN) on COCO 2017", subfolder="maskrcnn",
-              built=False),
+    Benchmark("object_detection", "ssd", "SSD (ResNet-34) on COCO 2017", subfolder="ssd"),
+    Benchmark("object_detection", "maskrcnn", "Mask R-CNN (ResNet-50 FPN) on COCO 2017", subfolder="maskrcnn"),
     Benchmark("translation", "transformer", "Transformer (big) on WMT17 En-De", subfolder="transformer"),
     Benchmark("translation", "gnmt", "GNMT on WMT16 En-De", subfolder="gnmt", built=False),
     Benchmark("reinforcement", "minigo", "Minigo on 9x9 Go", built=False),

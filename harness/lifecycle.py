@@ -13,7 +13,7 @@ It writes the standard log in the order the rules expect and keeps the run's clo
             with run.evaluation(epoch):
                 accuracy = evaluate(...)
             if run.record_eval(accuracy, epoch):         # eval_accuracy; True once the target is met
-                break
+                break                                    # (Mask R-CNN: {"BBOX": .., "SEGM": ..}, both)
     result = run.stop()                                  # run_stop(status=success|aborted)
 
 Key names come from `compliance.mllog.constants`; the hyperparameter keys and the quality target come
@@ -28,7 +28,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +47,12 @@ class RunResult:
     benchmark: str
     status: str  # success | aborted
     time_to_train_s: float
-    quality: float  # last eval value (nan when no eval ran)
-    quality_target: float
+    # last eval value (nan when no eval ran); a {component: value} dict where the rules' quality has
+    # several components (Mask R-CNN: {"BBOX": box AP, "SEGM": mask AP})
+    quality: float | dict[str, float]
+    quality_target: float | dict[str, float]
     epochs: int
-    eval_history: tuple[tuple[int, float], ...]
+    eval_history: tuple[tuple[int, float | dict[str, float]], ...]
     throughput: float = 0.0  # samples/s over the timed region, filled by the benchmark
     log_file: str = ""
 
@@ -58,12 +60,29 @@ class RunResult:
     def time_to_train_minutes(self) -> float:
         return self.time_to_train_s / 60.0
 
+    def describe_quality(self) -> str:
+        """`0.7312 (target 0.635)`, or `BBOX 0.3801, SEGM 0.3412 (target BBOX 0.377, SEGM 0.339)`."""
+        def show(value):
+            if isinstance(value, Mapping):
+                return ", ".join(f"{name} {number:.4f}" if isinstance(number, float) else f"{name} {number}"
+                                 for name, number in value.items())
+            return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+        target = self.quality_target
+        target_text = ", ".join(f"{k} {v}" for k, v in target.items()) if isinstance(target, Mapping) else str(target)
+        return f"{show(self.quality)} (target {target_text})"
+
     def as_dict(self) -> dict:
         return {**dataclasses.asdict(self), "time_to_train_minutes": self.time_to_train_minutes}
 
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _finite(value: float | Mapping[str, float]) -> bool:
+    values = value.values() if isinstance(value, Mapping) else [value]
+    return all(math.isfinite(v) for v in values)
 
 
 def log_path_for(config: BaseConfig) -> Path:
@@ -74,7 +93,7 @@ class TrainingRun:
     """The MLLOG lifecycle and clock of one training run (see the module docstring)."""
 
     def __init__(self, config: BaseConfig, benchmark: str, *, barrier: Callable[[], None] | None = None,
-                 eval_every_epochs: int = 1):
+                 eval_every_epochs: int = 1, eval_due: Callable[[int], bool] | None = None):
         try:
             self.spec = benchmark_spec(ruleset=config.ruleset, benchmark=benchmark,
                                        division=config.submission.division)
@@ -84,6 +103,8 @@ class TrainingRun:
         self.benchmark = benchmark
         self.barrier = barrier or (lambda: None)
         self.eval_every_epochs = max(1, eval_every_epochs)
+        # an explicit schedule (SSD evaluates at epochs 40, 50, 55, ...) instead of every N epochs
+        self._eval_due = eval_due
         self.log_file = log_path_for(config)
         mllog.reset()
         if mllog.detect_rank() == 0:  # other ranks neither touch the file nor write to it
@@ -167,19 +188,31 @@ class TrainingRun:
 
     # -- the timed region ----------------------------------------------------------------------
     def eval_due(self, epoch: int) -> bool:
+        if self._eval_due is not None:
+            return bool(self._eval_due(epoch))
         return epoch % self.eval_every_epochs == 0
+
+    def _block_length(self, block_first: int, max_epochs: int) -> int:
+        """Epochs from `block_first` up to and including the next evaluation (or the last epoch)."""
+        if self._eval_due is None:
+            return min(self.eval_every_epochs - (block_first - 1) % self.eval_every_epochs,
+                       max_epochs - block_first + 1)
+        last = block_first
+        while last < max_epochs and not self.eval_due(last):
+            last += 1
+        return last - block_first + 1
 
     def epochs(self, max_epochs: int, first_epoch: int = 1) -> Iterator[int]:
         """Yield 1-based epoch numbers, wrapped in block and epoch intervals.
 
-        A block spans the epochs between two evaluations (`eval_every_epochs`), as the rules ask.
+        A block spans the epochs between two evaluations (`eval_every_epochs`, or the `eval_due`
+        schedule given to the constructor), as the rules ask.
         Breaking out of the loop (target reached) closes the open intervals.
         """
         epoch = first_epoch
         while epoch <= max_epochs:
             block_first = epoch
-            count = min(self.eval_every_epochs - (block_first - 1) % self.eval_every_epochs,
-                        max_epochs - block_first + 1)
+            count = self._block_length(block_first, max_epochs)
             self.logger.start(key=constants.BLOCK_START, value=block_first,
                               metadata={"first_epoch_num": block_first, "epoch_count": count})
             try:
@@ -202,20 +235,22 @@ class TrainingRun:
         yield
         self.logger.end(key=constants.EVAL_STOP, value=epoch, metadata={"epoch_num": epoch}, stack_offset=3)
 
-    def record_eval(self, value: float, epoch: int) -> bool:
+    def record_eval(self, value: float | Mapping[str, float], epoch: int) -> bool:
         """Log eval_accuracy; True when it meets the target (direction from the rules) and the run
-        should stop there (`run.stop_at_target`)."""
-        value = float(value)
+        should stop there (`run.stop_at_target`). Where the rules' quality has components (Mask
+        R-CNN), `value` maps each to its number ({"BBOX": .., "SEGM": ..}): logged as that object
+        (the v0.7 submissions' form) and the target needs every component."""
+        value = {str(k): float(v) for k, v in value.items()} if isinstance(value, Mapping) else float(value)
         self.logger.event(key=constants.EVAL_ACCURACY, value=value, metadata={"epoch_num": epoch})
         self.eval_history.append((epoch, value))
-        return self.config.run.stop_at_target and math.isfinite(value) and self.spec.target_reached(value)
+        return self.config.run.stop_at_target and _finite(value) and self.spec.target_reached(value)
 
     def stop(self, throughput: float = 0.0) -> RunResult:
         """run_stop with status success (target met) or aborted (budget spent); closes the log."""
         if self._stopped is not None:
             return self._stopped
         assert self.run_start_ms is not None, "stop() before start()"
-        reached = bool(self.eval_history) and math.isfinite(self.eval_history[-1][1]) \
+        reached = bool(self.eval_history) and _finite(self.eval_history[-1][1]) \
             and self.spec.target_reached(self.eval_history[-1][1])
         status = constants.SUCCESS if reached else constants.ABORTED
         now = _now_ms()
@@ -225,6 +260,7 @@ class TrainingRun:
         self._stopped = RunResult(
             benchmark=self.benchmark, status=status, time_to_train_s=(now - self.run_start_ms) / 1000.0,
             quality=self.eval_history[-1][1] if self.eval_history else math.nan,
-            quality_target=self.spec.quality_target, epochs=self.epochs_done,
+            quality_target=self.spec.quality_targets if self.spec.quality.components else self.spec.quality_target,
+            epochs=self.epochs_done,
             eval_history=tuple(self.eval_history), throughput=throughput, log_file=str(self.log_file))
         return self._stopped

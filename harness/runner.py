@@ -57,7 +57,7 @@ def train(benchmark: str, framework: str, config: str = "smoke", *, runs: int = 
         result = main(run_cfg)
         # CPU time (all threads of this process) beside the wall time: on a loaded machine it is the
         # fairer measure of what the run costs (smoke calibrations quote both)
-        info(f"  {result.status}: quality {result.quality:.4f} (target {result.quality_target}) in "
+        info(f"  {result.status}: quality {result.describe_quality()} in "
              f"{result.time_to_train_minutes:.2f} min ({(_cpu_seconds() - cpu_before) / 60:.2f} CPU-min for the "
              f"whole run), {result.epochs} epochs; log {result.log_file}")
         results.append(result)

@@ -93,3 +93,23 @@ def test_an_existing_log_is_kept_not_overwritten(tmp_path):
     _simulate(_config(tmp_path), [0.9], max_epochs=2)
     assert (tmp_path / "mllog.txt.previous-1").read_text() == "a user's earlier log\n"
     assert _keys(tmp_path / "mllog.txt")[-1] == "run_stop"
+
+
+def test_an_explicit_eval_schedule_shapes_the_blocks(tmp_path):
+    """SSD evaluates at listed epochs (40, 50, 55, ...): blocks end at each evaluation."""
+    cfg = _config(tmp_path, "run.stop_at_target=false")
+    run = TrainingRun(cfg, benchmark="ncf", eval_due=lambda epoch: epoch in (3, 5, 6))
+    run.init_start()
+    run.log_hyperparameters(hyperparameters(cfg), global_batch_size=256, train_samples=1000, eval_samples=100)
+    run.start()
+    evaluated = []
+    for epoch in run.epochs(8):
+        if run.eval_due(epoch):
+            with run.evaluation(epoch):
+                evaluated.append(epoch)
+            run.record_eval(0.1, epoch)
+    run.stop()
+    assert evaluated == [3, 5, 6]
+    records = [json.loads(line[9:]) for line in (tmp_path / "mllog.txt").read_text().splitlines()]
+    blocks = [(r["metadata"]["first_epoch_num"], r["metadata"]["epoch_count"]) for r in records if r["key"] == "block_start"]
+    assert blocks == [(1, 3), (4, 2), (6, 1), (7, 2)]

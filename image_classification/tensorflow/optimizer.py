@@ -1,10 +1,10 @@
 """The two optimizers the ResNet rules allow, as Keras 3 optimizers with `../pytorch/optimizer.py`'s rules.
 
-- `SGD`: PyTorch's `torch.optim.SGD` update (what `../pytorch/train.py` runs), with L2 weight decay
-  coupled into the gradient: g += wd * w; buf = momentum * buf + g; w -= lr * (g + momentum * buf
-  if nesterov else buf). Keras' own SGD folds the learning rate into the velocity
-  (v = momentum * v - lr * g), which differs from PyTorch whenever the learning rate changes, i.e.
-  every step of warmup and polynomial decay; this class keeps the two frameworks on one rule.
+- SGD: `harness.tf_optimizers.TorchSGD`, PyTorch's `torch.optim.SGD` update (what
+  `../pytorch/train.py` runs), with L2 weight decay coupled into the gradient. Keras' own SGD folds
+  the learning rate into the velocity, which differs from PyTorch whenever the learning rate
+  changes, i.e. every step of warmup and polynomial decay; that class keeps both frameworks on one
+  rule (it is shared with object_detection).
 - `Lars`: layer-wise adaptive rate scaling (You et al. 2017, "Large Batch Training of
   Convolutional Networks"), as the MLPerf reference's `lars_optimizer.py` (mlcommons/training
   image_classification/tensorflow2) computes it: trust = eta * ||w|| / (||g|| + wd * ||w|| + eps)
@@ -25,45 +25,8 @@ import keras
 from keras import ops
 
 from harness.errors import ConfigError
+from harness.tf_optimizers import TorchSGD, decays
 from image_classification.config import Optimizer
-
-
-def decays(variable, no_wd_on_bn_bias: bool) -> bool:
-    """Weight decay (and LARS scaling) for this variable? Not for 1-D ones (BN, bias) if excluded."""
-    return not (no_wd_on_bn_bias and len(variable.shape) <= 1)
-
-
-class SGD(keras.optimizers.Optimizer):
-    """torch.optim.SGD(momentum, dampening=0, weight_decay, nesterov) as a Keras optimizer."""
-
-    def __init__(self, learning_rate: float = 0.1, momentum: float = 0.9, weight_decay: float = 1e-4,
-                 nesterov: bool = False, no_wd_on_bn_bias: bool = True, name: str = "sgd", **kwargs):
-        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self.momentum = momentum
-        self.l2 = weight_decay  # not Keras' `weight_decay`, which is decoupled (AdamW-style)
-        self.nesterov = nesterov
-        self.no_wd_on_bn_bias = no_wd_on_bn_bias
-
-    def build(self, variables):
-        if self.built:
-            return
-        super().build(variables)
-        self.momentums = self.add_optimizer_variables(variables, "momentum")
-
-    def update_step(self, gradient, variable, learning_rate):
-        learning_rate = ops.cast(learning_rate, variable.dtype)
-        gradient = ops.cast(gradient, variable.dtype)
-        if self.l2 and decays(variable, self.no_wd_on_bn_bias):
-            gradient = gradient + self.l2 * variable
-        buffer = self.momentums[self._get_variable_index(variable)]
-        # torch: the buffer starts as the first gradient; a zero buffer times momentum gives the same
-        self.assign(buffer, buffer * self.momentum + gradient)
-        step = gradient + self.momentum * buffer if self.nesterov else buffer
-        self.assign_sub(variable, learning_rate * step)
-
-    def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum, "l2": self.l2,
-                "nesterov": self.nesterov, "no_wd_on_bn_bias": self.no_wd_on_bn_bias}
 
 
 class Lars(keras.optimizers.Optimizer):
@@ -108,8 +71,8 @@ class Lars(keras.optimizers.Optimizer):
 def build_optimizer(opt: Optimizer, peak_lr: float) -> keras.optimizers.Optimizer:
     """The optimizer of the config; the training loop sets its learning rate every step."""
     if opt.name == "sgd":
-        return SGD(peak_lr, momentum=opt.momentum, weight_decay=opt.weight_decay, nesterov=opt.nesterov,
-                   no_wd_on_bn_bias=opt.no_wd_on_bn_bias)
+        return TorchSGD(peak_lr, momentum=opt.momentum, weight_decay=opt.weight_decay, nesterov=opt.nesterov,
+                        no_wd_on_bn_bias=opt.no_wd_on_bn_bias, name="sgd")
     if opt.name == "lars":
         if opt.nesterov:
             raise ConfigError("optimizer.nesterov=true: LARS has no Nesterov variant (nor does the reference)")
