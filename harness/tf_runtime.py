@@ -88,13 +88,25 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0)
 
 
+def _with_layer_variables(trackables: dict) -> dict:
+    """tf.train.Checkpoint follows a Keras 3 layer's attributes, but not the layers it keeps in a
+    Python list (`self.rnn_layers = [...]`: Keras tracks those itself): their weights would be
+    silently left out. Every Keras layer or model is therefore also saved as the flat list of its
+    variables (weights and RNG seed states), under `<name>_variables`."""
+    import keras
+
+    extra = {f"{name}_variables": list(value.variables) for name, value in trackables.items()
+             if isinstance(value, keras.layers.Layer)}
+    return {**trackables, **extra}
+
+
 def save_payload(folder: Path, **trackables) -> None:
     """Model, optimizer and step counters (tf.train.Checkpoint) plus the TF global RNG state."""
     generator = tf.random.get_global_generator()
-    checkpoint = tf.train.Checkpoint(rng=generator, **trackables)
+    checkpoint = tf.train.Checkpoint(rng=generator, **_with_layer_variables(trackables))
     checkpoint.write(str(folder / "tf_state"))
 
 
 def load_payload(folder: Path, **trackables) -> None:
-    checkpoint = tf.train.Checkpoint(rng=tf.random.get_global_generator(), **trackables)
+    checkpoint = tf.train.Checkpoint(rng=tf.random.get_global_generator(), **_with_layer_variables(trackables))
     checkpoint.read(str(folder / "tf_state")).expect_partial()

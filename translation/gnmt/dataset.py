@@ -212,12 +212,12 @@ def preprocess(data_dir: str | os.PathLike, train: tuple[list[str], list[str]], 
     return meta
 
 
-def compare_with_reference(data_dir: Path) -> dict[str, bool]:
+def compare_with_reference(data_dir: Path, merges: int = MERGES) -> dict[str, bool]:
     """MD5 of each file verify_dataset.sh checks against its published value: {file: matches}.
     The BLEU reference newstest2014.de must match (DatasetError), the others are reported."""
     matches = {}
     for name, expected in REFERENCE_MD5.items():
-        actual = md5(data_dir / name)
+        actual = md5(data_dir / name.replace(".32000.", f".{merges}."))
         matches[name] = actual == expected
         if name in BLEU_REFERENCE_MD5 and not matches[name]:
             raise DatasetError(f"{data_dir / name}: md5 {actual}, the reference's verify_dataset.sh publishes {expected}: "
@@ -253,7 +253,7 @@ def prepare(source_dir: str | os.PathLike | None, data_dir: str | os.PathLike, s
     processes = processes or max(1, (os.cpu_count() or 1))
     preprocess(data_dir, (english, german), dev, test, MERGES, processes=processes,
                meta={"source": "wmt16", "seed": seed, "archives_sha256": archives})
-    matches = compare_with_reference(data_dir)
+    matches = compare_with_reference(data_dir, MERGES)
     meta = json.loads((data_dir / META_FILE).read_text())
     meta["reference_md5_match"] = matches
     (data_dir / META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
@@ -262,12 +262,13 @@ def prepare(source_dir: str | os.PathLike | None, data_dir: str | os.PathLike, s
     return data_dir
 
 
-def make_tiny(data_dir: str | os.PathLike, seed: int = 0, *, merges: int = TINY_MERGES) -> Path:
+def make_tiny(data_dir: str | os.PathLike, seed: int = 0, *, merges: int = TINY_MERGES, train_pairs: int | None = None) -> Path:
     """Tiny data in the prepared layout from the real English-German pairs of this machine
-    (translation/tiny_corpus.py): 500 test pairs, 300 dev pairs, the rest for training."""
+    (translation/tiny_corpus.py): 500 test pairs, 300 dev pairs, the rest (or `train_pairs` of them:
+    the tests' smaller set) for training."""
     data_dir = Path(data_dir)
     pairs = tiny_corpus.collect_pairs()
-    splits = tiny_corpus.split_pairs(pairs, seed)
+    splits = tiny_corpus.split_pairs(pairs, seed, train=train_pairs)
 
     def sides(subset):
         return [pair.english for pair in subset], [pair.german for pair in subset]

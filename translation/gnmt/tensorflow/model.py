@@ -94,7 +94,9 @@ class BahdanauAttention(keras.layers.Layer):
         processed_query = self.linear_q(query)
         sum_qk = processed_query[:, :, None, :] + processed_keys[:, None, :, :] + self.normalize_bias
         linear_att = self.linear_att / tf.norm(self.linear_att) * self.normalize_scalar
-        scores = tf.linalg.matvec(tf.tanh(sum_qk), linear_att)
+        # a plain matrix product: tf.linalg.matvec's broadcast batch matmul segfaults under oneDNN
+        # (TensorFlow 2.21 CPU, batch x 1 x length x units by units)
+        scores = tf.tensordot(tf.tanh(sum_qk), linear_att, axes=[[3], [0]])
         scores = tf.where(mask[:, None, :], tf.constant(MASKED_SCORE, scores.dtype), scores)
         weights = tf.nn.softmax(scores, axis=-1)
         return tf.matmul(weights, keys), weights

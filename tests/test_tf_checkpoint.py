@@ -1,0 +1,47 @@
+"""tf_runtime.save_payload / load_payload keep every variable of a Keras model, also those of layers
+held in a Python list (which tf.train.Checkpoint alone does not follow in Keras 3)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+if "tensorflow" not in sys.modules and importlib.util.find_spec("triton"):
+    import triton  # noqa: F401  (libtriton loaded after TensorFlow crashes the process)
+
+# isort: split
+import keras
+import numpy as np
+import tensorflow as tf
+
+from harness import tf_runtime
+
+
+class Stack(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.first = keras.layers.Dense(3, name="first")
+        self.blocks = [keras.layers.Dense(3, name=f"blocks.{n}") for n in range(2)]  # a list: not followed by TF
+        self.dropout = keras.layers.Dropout(0.5, seed=1)  # a seed-generator state variable
+
+    def call(self, x, training=False):
+        x = self.first(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.dropout(x, training=training)
+
+
+def test_layers_in_lists_are_saved_and_restored(tmp_path):
+    tf.random.set_global_generator(tf.random.Generator.from_seed(1))
+    model = Stack()
+    model(tf.ones([2, 4]), training=True)  # builds, and advances the dropout seed state
+    tf_runtime.save_payload(tmp_path, model=model)
+    saved = [v.numpy().copy() for v in model.variables]
+    other = Stack()
+    other(tf.ones([2, 4]))
+    for variable in other.variables:
+        variable.assign(tf.zeros_like(variable))
+    tf_runtime.load_payload(tmp_path, model=other)
+    assert len(saved) == len(other.variables) >= 7  # 3 kernels, 3 biases, the seed state
+    for expected, variable in zip(saved, other.variables):
+        np.testing.assert_array_equal(variable.numpy(), expected, err_msg=variable.path)
