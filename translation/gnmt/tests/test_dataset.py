@@ -47,7 +47,7 @@ def sgm(kind: str, setid: str, language: str, segments: list[str]) -> bytes:
     """A WMT SGM file as dev.tgz ships them (one <seg> per line; the first spread over lines)."""
     head = (f'<srcset setid="{setid}" srclang="any">' if kind == "src" else
             f'<refset setid="{setid}" srclang="any" trglang="{language}">')
-    body = [f'<doc sysid="ref" docid="1012-bbc" genre="news" origlang="en">', "<p>",
+    body = ['<doc sysid="ref" docid="1012-bbc" genre="news" origlang="en">', "<p>",
             f'<seg id="1">\n{segments[0]}</seg>',
             *(f'<seg id="{n}"> {segment} </seg>' for n, segment in enumerate(segments[1:], start=2)), "</p>", "</doc>"]
     return "\n".join([head, *body, f"</{kind}set>" if kind == "src" else "</refset>", ""]).encode()
