@@ -21,12 +21,14 @@ how many). Time is linear in the size of the file.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import math
 import operator
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from compliance.logparse import (
     EVENT_TYPES,
@@ -34,16 +36,23 @@ from compliance.logparse import (
     MARKER,
     MARKER_LENGTH,
     MAX_LINE_BYTES,
+    WELL_FORMED_FIELDS,
+    NonFiniteNumber,
     UnusableInput,
     _stdlib_loads,
     decode_event,
+    decode_event_permissive,
+    decode_well_formed,
     duplicate_field,
     fast_loads,
     finite_time,
+    float_time,
     json_error_text,
     open_log,
+    well_formed_fields,
 )
 from compliance.ruleset import (
+    Constraint,
     KeyRule,
     Quality,
     RuleFileError,
@@ -73,6 +82,7 @@ _INTERVALS = {"block_start": ("block", 1), "block_stop": ("block", -1),
 _EVENT_FIELDS = ("namespace", "time_ms", "event_type", "key", "value", "metadata")
 _EVENT_FIELD_GETTER = operator.itemgetter("key", "time_ms", "event_type", "value", "metadata")
 _SLOT_KIND = ("", "block", "epoch", "eval")
+_NUMBER_TYPES = frozenset((int, float))
 _INTERVAL_SLOT = {key: _SLOT_KIND.index(kind) for key, (kind, _) in _INTERVALS.items()}
 _EXPECTED_EVENT_TYPE = {
     "init_start": "INTERVAL_START", "init_stop": "INTERVAL_END",
@@ -146,8 +156,13 @@ class CheckResult:
 
     @property
     def successful(self) -> bool:
-        """A compliant run that says it succeeded: what counts towards a score."""
-        return self.compliant and self.status == "success"
+        """What counts towards a score: a compliant run that reached its target and was not aborted.
+
+        mlperf-logging's summarizer scores every log its checker accepts; a compliant log is one
+        whose target was reached, so the two agree except on a run that says `aborted` although an
+        evaluation reached the target (a warning): the log says it was not a finished timed run.
+        """
+        return self.compliant and self.target_reached and self.status != "aborted"
 
     @property
     def time_to_train_minutes(self) -> float | None:
@@ -234,6 +249,98 @@ class _Tracker:
             self.dropped += 1
 
 
+def _bounds_test(constraint: Constraint) -> Callable[[float], bool] | None:
+    """`constraint.check(x) is None` for a number x, quicker, when the constraint is only bounds."""
+    bounds = {"gt": constraint.gt, "ge": constraint.ge, "lt": constraint.lt, "le": constraint.le}
+    if not dataclasses.replace(constraint, gt=None, ge=None, lt=None, le=None).is_empty:
+        return None
+    gt, ge, lt, le = (bounds[name] for name in ("gt", "ge", "lt", "le"))
+    return lambda x: (gt is None or x > gt) and (ge is None or x >= ge) and (lt is None or x < lt) and (le is None or x <= le)
+
+
+BLOCK_BYTES = 64 * 1024  # read in blocks: fewer calls per line than readline, little memory
+
+
+def _blocks(handle: BinaryIO, limit: int) -> Iterator[bytes | None]:
+    """Whole lines joined by b"\n" (without the last newline), block after block; None for a line of
+    `limit` bytes or more, dropped in bounded chunks.
+
+    Lines are exactly readline's (a line ends at b"\n"; the last one may not). A line longer than
+    a block is completed with one readline, so a 50 MB line is not copied block after block.
+    """
+    read, readline = handle.read, handle.readline
+    carry = b""
+    while True:
+        data = read(BLOCK_BYTES)
+        if not data:
+            if carry:
+                yield carry
+            return
+        if carry:
+            data = carry + data
+        end = data.rfind(b"\n")
+        if end >= 0:
+            carry = data[end + 1:]
+            yield data[:end]
+            continue
+        rest = readline(max(1, limit - len(data)))  # a line longer than a block: finish it in one call
+        line, carry = data + rest, b""
+        if len(line) >= limit and not line.endswith(b"\n"):
+            while True:
+                chunk = readline(limit)
+                if not chunk or chunk.endswith(b"\n"):
+                    break
+            yield None
+        else:
+            yield line[:-1] if line.endswith(b"\n") else line
+
+
+def _split_block(chunk: bytes) -> tuple[list[bytes | None], list[bytes] | None, list[int] | None, int]:
+    """A block's JSON bodies (None for a line without the marker), and the colons outside them.
+
+    When every line starts with the only marker it holds (a log as writers write it), the bodies
+    come from one split. Otherwise each line is cut after its last marker, as mlperf-logging's
+    `re.sub(".*:::MLLOG ")` does, and the lines and marker positions are returned too.
+    """
+    if chunk.startswith(MARKER):
+        bodies = chunk[MARKER_LENGTH:].split(b"\n" + MARKER)
+        count = len(bodies)  # each line starts with a marker, and holds no other, and no line is left
+        if chunk.count(MARKER) == count and chunk.count(b"\n") == count - 1:
+            return bodies, None, None, 3 * count
+    lines = chunk.split(b"\n")
+    positions = [line.rfind(MARKER) for line in lines]
+    bodies: list[bytes | None] = []
+    outside = 0
+    for line, position in zip(lines, positions, strict=True):
+        if position < 0:
+            bodies.append(None)
+            outside += line.count(b":")
+        else:
+            bodies.append(line[position + MARKER_LENGTH:])
+            outside += line.count(b":", 0, position + MARKER_LENGTH)
+    return bodies, lines, positions, outside
+
+
+def _typed_by_orjson(body: bytes) -> tuple:
+    """decode_well_formed's contract without msgspec: the six fields of a well-formed line, or ValueError."""
+    event = fast_loads(body)
+    if type(event) is not dict or len(event) != WELL_FORMED_FIELDS:
+        raise ValueError("not a well-formed event")
+    try:
+        fields = event["namespace"], event["time_ms"], event["event_type"], event["key"], event["value"], event["metadata"]
+    except KeyError:
+        raise ValueError("not a well-formed event") from None
+    _, time_ms, event_type, key, _, metadata = fields
+    if (type(key) is not str or type(metadata) is not dict or event_type not in EVENT_TYPES
+            or type(time_ms) not in _NUMBER_TYPES or not 0 <= time_ms <= 1e17):
+        raise ValueError("not a well-formed event")
+    return fields
+
+
+_TYPED = decode_well_formed if decode_well_formed is not None else _typed_by_orjson
+_TYPED_FIELDS = well_formed_fields if well_formed_fields is not None else tuple
+
+
 class _Unusual(Exception):
     """Internal: this line leaves the fast path."""
 
@@ -246,17 +353,18 @@ def _prescan(path: str) -> dict[str, tuple[Any, int]]:
     """
     found: dict[str, tuple[Any, int]] = {}
     wanted = ("submission_benchmark", "submission_division", "submission_ruleset")
+    limit = LARGE_LINE_BYTES  # a submission line is short: a longer line is skipped, never held whole
     with open_log(path) as handle:
         readline = handle.readline
         lineno = 0
         while True:
-            raw = readline(MAX_LINE_BYTES)
+            raw = readline(limit)
             if not raw:
                 break
             lineno += 1
-            if len(raw) >= MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            if len(raw) >= limit and not raw.endswith(b"\n"):
                 while True:
-                    chunk = readline(MAX_LINE_BYTES)
+                    chunk = readline(limit)
                     if not chunk or chunk.endswith(b"\n"):
                         break
                 continue
@@ -384,35 +492,63 @@ class _Pass:
         self.evals = 0
         self.first_eval_epoch: float | None = None
         self.previous_eval_epoch: float | None = None
-        self.reached_line: int | None = None
+        self.reached_line: int | None = None  # the first evaluation reaching the target, anywhere
+        self.reached_time: float | None = None  # the earliest one written before run_stop
         self.best: Any = None
         self.stop_time = 0.0
+        self.duplicates_reported: set[int] = set()  # lines whose repeated field is reported
+        self.notes: dict[str, list] = {}  # kind -> [severity, line, key, wanted, found, count]: one finding per kind
         self.best_score: float | None = None
         self.valid_check = None if self.quality is None or self.quality.valid.is_empty else self.quality.valid.check
+        self.in_valid_range = _bounds_test(self.quality.valid) if self.quality is not None else None
+        # One metric, one target: the per-eval test without Quality.reached's generality.
+        self.simple_target = self.quality.target if self.quality is not None and not self.quality.components \
+            and not self.quality.target_when else None
 
     # -- the pass ------------------------------------------------------------------------------
     def _plans(self) -> dict[str, tuple]:
-        """Per key, everything the per-line step needs, found with one dict lookup: (trackers,
-        watched by order/timing rules, lifecycle code, expected event_type, interval slot and step)."""
+        """Per key, everything the per-line step needs, found with one dict lookup: (trackers to
+        update on this line, the metadata fields its rules require, watched by order/timing rules,
+        lifecycle code, expected event_type, interval slot).
+
+        A tracker whose rule only needs to know that its key occurred (no value rule, not exactly
+        one) leaves the plan after its first occurrence (`_retire`): per line, only its required
+        metadata is still checked, at the plan's level.
+        """
         codes = {"run_start": 1, "run_stop": 2, "eval_accuracy": 4, "seed": 5, "submission_benchmark": 6,
-                 "submission_ruleset": 7, **{key: 3 for key in _INTERVALS}}
+                 "submission_ruleset": 7,
+                 **{key: 3 if step > 0 else 8 for key, (_, step) in _INTERVALS.items()}}
         keys = set(self.trackers) | set(self.watched) | set(codes) | set(_EXPECTED_EVENT_TYPE)
-        return {key: (tuple(self.trackers.get(key, ())), key in self.watched, codes.get(key, 0),
-                      _EXPECTED_EVENT_TYPE.get(key), _INTERVAL_SLOT.get(key, 0), _INTERVALS.get(key, ("", 0))[1])
-                for key in keys}
+        plans = {}
+        for key in keys:
+            trackers = tuple(self.trackers.get(key, ()))
+            need = frozenset().union(*(t.required_meta for t in trackers))
+            plans[key] = (trackers, (next(iter(need)) if len(need) == 1 else need) if need else None,
+                          key in self.watched, codes.get(key, 0), _EXPECTED_EVENT_TYPE.get(key), _INTERVAL_SLOT.get(key, 0))
+        return plans
+
+    def _retire(self, plans: dict[str, tuple], key: str) -> None:
+        """Drop from `key`'s plan the trackers that have seen all they need (their first occurrence)."""
+        trackers, *rest = plans[key]
+        plans[key] = (tuple(t for t in trackers if t.slow or t.count == 0), *rest)
+
+    def _missing_metadata(self, key: str, lineno: int, metadata: dict) -> None:
+        for tracker in self.trackers[key]:
+            if not metadata.keys() >= tracker.required_meta:
+                tracker.missing_metadata(lineno, metadata)
 
     def run(self) -> None:
         result = self.result
         add = self.findings.add
-        plans_get = self._plans().get
+        plans = self._plans()
+        plans_get = plans.get
         tolerance = self.policy.clock_tolerance_ms
-        event_types = EVENT_TYPES
         type_policy = self.policy.event_type_matches_key
+        pairing = self.policy.interval_pairing
         clock_run, clock_init = self.policy.clock_timed_region, self.policy.clock_before_run_start
-        loads = fast_loads
-        fields = _EVENT_FIELD_GETTER
+        count_after_stop = self.policy.after_run_stop == "count"
+        typed, as_fields, typed_count = _TYPED, _TYPED_FIELDS, WELL_FORMED_FIELDS
         limit = MAX_LINE_BYTES
-        marker, skip = MARKER, MARKER_LENGTH
         track = self._track_slow
         opened = self.open_intervals  # [unused, block, epoch, eval]
         previous_time = -math.inf
@@ -421,116 +557,131 @@ class _Pass:
         lineno = 0
         rejected = 0  # lines that are not (valid) events: events = lineno - rejected
         with open_log(result.path) as handle:
-            readline = handle.readline
-            while True:
-                raw = readline(limit)
-                if not raw:
-                    break
-                lineno += 1
-                if len(raw) >= limit and raw[-1] != 10:
-                    while True:  # drop the rest of an over-long line in bounded chunks
-                        chunk = readline(limit)
-                        if not chunk or chunk[-1] == 10:
-                            break
+            for chunk in _blocks(handle, limit):
+                first = lineno + 1
+                if chunk is None:  # one line over the limit, skipped
+                    lineno = first
                     add("error", lineno, "(line)", f"a line shorter than {limit // 2**20} MiB",
                         "a longer line (skipped)", "long")
                     rejected += 1
                     continue
-                position = raw.rfind(marker)
-                if position < 0:
-                    rejected += 1  # not an event line at all
-                    continue
-                # Fast path: a well-formed event line. Anything unusual (bad JSON, NaN, a missing
-                # or mistyped field, a field given twice) goes to _slow_event, which decodes the
-                # line again carefully and reports exactly what is wrong.
-                try:
-                    event = loads(raw[position + skip:])
-                    key, time_ms, event_type, value, metadata = fields(event)
-                    plan = plans_get(key)  # a list or dict key raises TypeError: unusual
-                    if ((plan is None and type(key) is not str) or type(metadata) is not dict
-                            or event_type not in event_types
-                            or (type(time_ms) is not int and type(time_ms) is not float)
-                            or not 0 <= time_ms <= 1e17
-                            or raw.count(b'":', position) != len(event) + len(metadata)):
-                        raise _Unusual
-                except ValueError as error:  # the decoder refused the line (bad JSON, NaN, bad UTF-8)
-                    parsed = self._slow_event(lineno, position, raw, None, error)
-                    if parsed is None:
+                # A field given twice: every name in a JSON text is followed by a colon, so a block
+                # holding as many colons as its markers, prefixes and decoded fields (and whatever
+                # the lines the careful path read) repeats no field; otherwise _recheck_block
+                # finds the lines (a colon in a string, a nested object, or a field twice).
+                bodies, lines, positions, expected = _split_block(chunk)
+                colons = chunk.count(b":")
+                for lineno, body in enumerate(bodies, first):
+                    if body is None:  # not an event line at all
                         rejected += 1
                         continue
-                    key, time_ms, event_type, value, metadata = parsed
+                    # Fast path: a well-formed event line, decoded and typed in one call (msgspec).
+                    # Anything else (an extra field, bad JSON, NaN, a missing or mistyped field)
+                    # goes to _unusual_line, which tries orjson, then reads the line carefully and
+                    # reports exactly what is wrong.
+                    try:
+                        _, time_ms, event_type, key, value, metadata = as_fields(typed(body))
+                        expected += typed_count + len(metadata)
+                    except (ValueError, RecursionError):  # msgspec: DecodeError; deep nesting
+                        parsed = self._unusual_line(lineno, body, lineno - first, lines, positions)
+                        if parsed is None:
+                            rejected += 1
+                            expected += body.count(b":")
+                            continue
+                        key, time_ms, event_type, value, metadata, colons_read = parsed
+                        expected += colons_read
                     plan = plans_get(key)
-                except (KeyError, TypeError, IndexError, _Unusual):  # decoded, but unusual
-                    parsed = self._slow_event(lineno, position, raw, event, None)
-                    if parsed is None:
-                        rejected += 1
+                    # -- the clock ------------------------------------------------------------------
+                    if time_ms < previous_time and time_ms < previous_time - tolerance:
+                        add(clock_run if in_run else clock_init, lineno, key,
+                            f"time_ms >= {show(previous_time)} (time never goes backwards)",
+                            f"{show(time_ms)}, {show(previous_time - time_ms)} ms earlier than the event before",
+                            "clock")
+                    previous_time = time_ms
+                    if stopped and not self._after_stop(lineno, key, time_ms, count_after_stop):
                         continue
-                    key, time_ms, event_type, value, metadata = parsed
-                    plan = plans_get(key)
-                # -- the clock ------------------------------------------------------------------
-                if time_ms < previous_time and time_ms < previous_time - tolerance:
-                    add(clock_run if in_run else clock_init, lineno, key,
-                        f"time_ms >= {show(previous_time)} (time never goes backwards)",
-                        f"{show(time_ms)}, {show(previous_time - time_ms)} ms earlier than the event before",
-                        "clock")
-                previous_time = time_ms
-                if stopped:  # nothing after run_stop counts, except closing what is still open
-                    self._after_stop(lineno, key, time_ms, event_type, value, metadata)
-                    continue
-                if plan is None:
-                    continue  # a key no rule mentions: allowed, nothing more to check
-                trackers, watched, code, expected, slot, step = plan
-                if expected is not None and event_type != expected:
-                    add(type_policy, lineno, key, f"event_type {expected}", f"event_type {event_type}", "type")
-                if watched:
-                    self._order_and_timing(key, lineno, time_ms)
-                for tracker in trackers:
-                    tracker.count += 1
-                    if tracker.slow or tracker.count == 1:
-                        track(tracker, lineno, value, metadata)
-                    if tracker.required_meta and not metadata.keys() >= tracker.required_meta:
-                        tracker.missing_metadata(lineno, metadata)
-                if code:
-                    if code == 3:
-                        if step > 0:
+                    if plan is None:
+                        continue  # a key no rule mentions: allowed, nothing more to check
+                    trackers, need, watched, code, wanted_type, slot = plan
+                    if wanted_type is not None and event_type != wanted_type and event_type is not None:
+                        add(type_policy, lineno, key, f"event_type {wanted_type}", f"event_type {event_type}", "type")
+                    if watched:
+                        self._order_and_timing(key, lineno, time_ms)
+                    if trackers:
+                        retire = False
+                        for tracker in trackers:
+                            tracker.count += 1
+                            if tracker.slow:
+                                track(tracker, lineno, value, metadata)
+                            elif tracker.count == 1:
+                                track(tracker, lineno, value, metadata)
+                                retire = True
+                        if retire:
+                            self._retire(plans, key)
+                    if need is not None and (need not in metadata if need.__class__ is str else not metadata.keys() >= need):
+                        self._missing_metadata(key, lineno, metadata)
+                    if code:
+                        if code == 3:  # an interval starts
                             if opened[slot]:
-                                add("error", lineno, key, f"{_SLOT_KIND[slot]}_stop before the next {key}",
+                                add(pairing, lineno, key, f"{_SLOT_KIND[slot]}_stop before the next {key}",
                                     f"a {_SLOT_KIND[slot]} interval still open", "pairing")
                             opened[slot] += 1
-                        elif opened[slot]:
-                            opened[slot] -= 1
-                        else:
-                            add("error", lineno, key, f"a {_SLOT_KIND[slot]}_start before it",
-                                f"no open {_SLOT_KIND[slot]} interval", "pairing")
-                    elif code == 4:
-                        self._eval(lineno, time_ms, value, metadata)
-                    elif code == 1:
-                        if result.run_start_ms is None:
-                            result.run_start_ms = time_ms
-                        in_run = True
-                    elif code == 2:
-                        status = metadata.get("status")
-                        result.status = status if isinstance(status, str) else None
-                        result.run_stop_ms = time_ms
-                        stopped, self.stop_time = True, time_ms
-                    elif code == 5:
-                        if result.seed is None:
-                            result.seed = value
-                            result.seed_site = (metadata.get("file"), metadata.get("lineno"))
-                    elif code == 6:
-                        if not isinstance(value, str) or value not in self.rules.benchmark_names:
-                            add("error", lineno, key, "one of " + ", ".join(self.rules.benchmark_names) +
-                                f" (the benchmarks of {self.rules.name})", show(value), "benchmark")
-                    elif code == 7:
-                        if isinstance(value, str) and value not in available_rulesets():
-                            add("error", lineno, key, "one of " + ", ".join(available_rulesets()),
-                                show(value) + " (an unknown ruleset)", "ruleset")
-                        elif value != self.rules.name:
-                            add("warning", lineno, key, f"{self.rules.name} (the ruleset checked against)",
-                                show(value), "ruleset")
+                        elif code == 8:  # ... and stops
+                            if opened[slot]:
+                                opened[slot] -= 1
+                            else:
+                                add(pairing, lineno, key, f"a {_SLOT_KIND[slot]}_start before it",
+                                    f"no open {_SLOT_KIND[slot]} interval", "pairing")
+                        elif code == 4:
+                            self._eval(lineno, time_ms, value, metadata, stopped)
+                        elif code == 1:
+                            if not stopped:  # the last run_start before run_stop, as mlperf-logging's summarizer
+                                result.run_start_ms = time_ms
+                            in_run = True
+                        elif code == 2:
+                            if not stopped:  # the first run_stop stops the clock; a second one is counted
+                                self._run_stop(lineno, time_ms, metadata)
+                                stopped = True
+                        elif code == 5:
+                            if result.seed is None:
+                                result.seed = value
+                                result.seed_site = (metadata.get("file"), metadata.get("lineno"))
+                        elif code == 6:
+                            if not isinstance(value, str) or value not in self.rules.benchmark_names:
+                                add("error", lineno, key, "one of " + ", ".join(self.rules.benchmark_names) +
+                                    f" (the benchmarks of {self.rules.name})", show(value), "benchmark")
+                        elif code == 7:
+                            if isinstance(value, str) and value not in available_rulesets():
+                                add(self.policy.unknown_ruleset_named, lineno, key, "one of " + ", ".join(available_rulesets()),
+                                    show(value) + " (an unknown ruleset)", "ruleset")
+                            elif value != self.rules.name:
+                                add("warning", lineno, key, f"{self.rules.name} (the ruleset checked against)",
+                                    show(value), "ruleset")
+                if expected != colons:
+                    self._recheck_block(first, bodies)
         result.lines = lineno
         result.events = lineno - rejected
         self._finish()
+
+    def _unusual_line(self, lineno: int, body: bytes, index: int, lines: list[bytes] | None,
+                      positions: list[int] | None) -> tuple | None:
+        """A line the typed decoder refused: (key, time_ms, event_type, value, metadata, the colons
+        its decoded fields account for), or None when it is no usable event (reported)."""
+        event = None
+        try:
+            event = fast_loads(body)
+            key, time_ms, event_type, value, metadata = _EVENT_FIELD_GETTER(event)
+            if (type(key) is not str or type(metadata) is not dict or event_type not in EVENT_TYPES
+                    or type(time_ms) not in _NUMBER_TYPES or not 0 <= time_ms <= 1e17):
+                raise _Unusual
+            return key, time_ms, event_type, value, metadata, len(event) + len(metadata)
+        except ValueError as error:  # the decoder refused the line (bad JSON, NaN, bad UTF-8)
+            decode_error = error
+        except (KeyError, TypeError, IndexError, _Unusual):  # decoded, but unusual
+            decode_error = None
+        raw = lines[index] if lines is not None else MARKER + body
+        parsed = self._slow_event(lineno, positions[index] if positions is not None else 0, raw, event, decode_error)
+        return None if parsed is None else (*parsed, body.count(b":"))
 
     def _slow_event(self, lineno: int, position: int, raw: bytes, event: Any,
                     decode_error: Exception | None) -> tuple | None:
@@ -539,9 +690,11 @@ class _Pass:
         `event` is what the fast decoder made of the line (None if it refused it, `decode_error`
         saying why). Lines up to 1 MiB are decoded again by the standard library for a precise
         message; longer ones are explained from the fast decoder's error, so that a 50 MB line
-        costs one decode, not three.
+        costs one decode, not three. What mlperf-logging reads without complaint (no event_type, a
+        field twice, NaN, time_ms as a string, ...) is read the same way where the ruleset makes
+        the finding a warning (LogPolicy); what it cannot read at all stays an error.
         """
-        add = self.findings.add
+        add, policy = self.findings.add, self.policy
         body = raw[position + MARKER_LENGTH:]
         small = len(body) <= LARGE_LINE_BYTES
         text = None
@@ -550,6 +703,10 @@ class _Pass:
                 text = self._decode_text(lineno, position, body)
                 try:
                     event = decode_event(text)
+                except NonFiniteNumber as error:
+                    event = self._non_finite(lineno, text, json_error_text(error))
+                    if event is None:
+                        return None
                 except ValueError as error:
                     add("error", lineno, "(line)", "a JSON object after ':::MLLOG '", json_error_text(error), "json")
                     return None
@@ -567,35 +724,108 @@ class _Pass:
             else:  # 50 MB of nested data is not parsed twice: only the event's own fields are counted
                 duplicate = next((name for name in _EVENT_FIELDS if body.count(b'"%s":' % name.encode()) > 1), None)
             if duplicate is not None:
-                add("error", lineno, "(line)", "each field once in a JSON object",
-                    f"field {show(duplicate)} twice (a JSON parser keeps only the last one)", "json")
-                return None
+                self._duplicate(lineno, duplicate)
+                if policy.duplicate_fields == "error":
+                    return None
         key = event.get("key")
         if type(key) is not str:
-            add("error", lineno, "(line)", "a string field 'key'",
-                "no key" if "key" not in event else f"key {show(key)}", "field")
+            found = "no key" if "key" not in event else f"key {show(key)}"
+            if "key" not in event or policy.key_string == "error":
+                add("error", lineno, "(line)", "a string field 'key'", found, "field")
+            else:  # mlperf-logging skips such a line (its rules never match it)
+                self._note(policy.key_string, lineno, "(line)", "a string field 'key'", found + " (line skipped)", "key")
             return None
         time_ms = event.get("time_ms")
         if finite_time(time_ms) is None:
-            found = "no time_ms" if "time_ms" not in event else f"time_ms {show(time_ms)}"
-            if "time_ms" not in event and "time_s" in event:
-                found = "time_s instead of time_ms"
-            add("error", lineno, key, "a field time_ms: milliseconds since the epoch, a number >= 0", found, "field")
-            return None
+            wanted = "a field time_ms: milliseconds since the epoch, a number >= 0"
+            number = float_time(time_ms) if "time_ms" in event else None
+            if number is None or policy.time_ms_number == "error":
+                found = "no time_ms" if "time_ms" not in event else f"time_ms {show(time_ms)}"
+                if "time_ms" not in event and "time_s" in event:
+                    found = "time_s instead of time_ms"
+                add("error", lineno, key, wanted, found, "field")
+                return None
+            self._note(policy.time_ms_number, lineno, key, wanted, f"time_ms {show(time_ms)} (read as {number!r})", "time_ms")
+            time_ms = number
         event_type = event.get("event_type")
         if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
-            add("error", lineno, key, "event_type INTERVAL_START, INTERVAL_END or POINT_IN_TIME",
-                "no event_type" if "event_type" not in event else f"event_type {show(event_type)}", "field")
-            return None
+            wanted = "event_type INTERVAL_START, INTERVAL_END or POINT_IN_TIME"
+            found = "no event_type" if "event_type" not in event else f"event_type {show(event_type)}"
+            if policy.event_type_field == "error":
+                add("error", lineno, key, wanted, found, "field")
+                return None
+            self._note(policy.event_type_field, lineno, key, wanted, found, "event_type")
+            event_type = None
         if "value" not in event:
             add("error", lineno, key, "a field 'value' (null when there is none)", "no value", "field")
             return None
         metadata = event.get("metadata")
         if type(metadata) is not dict:
-            add("error", lineno, key, "a metadata object",
-                "no metadata" if "metadata" not in event else f"metadata {type_name(metadata)}", "field")
-            return None
+            found = "no metadata" if "metadata" not in event else f"metadata {type_name(metadata)}"
+            if "metadata" not in event or policy.metadata_object == "error":
+                add("error", lineno, key, "a metadata object", found, "field")
+                return None
+            self._note(policy.metadata_object, lineno, key, "a metadata object", found + " (read as empty)", "metadata")
+            metadata = {}
         return key, time_ms, event_type, event["value"], metadata
+
+    def _recheck_block(self, first: int, bodies: list[bytes | None]) -> None:
+        """A block with more colons than its lines' decoded fields: find a field given twice.
+
+        The lines were checked already (a repeated field is read as its last value, as json.loads
+        and mlperf-logging read it); what is left is to report it, which the ruleset makes an error
+        or a warning. Lines the careful path read have been reported there.
+        """
+        for lineno, body in enumerate(bodies, first):
+            if body is None or lineno in self.duplicates_reported:
+                continue
+            try:
+                event = fast_loads(body)
+                expected = len(event) + len(event["metadata"])
+            except (ValueError, TypeError, KeyError):
+                continue
+            if body.count(b":") == expected or body.count(b'":') == expected:
+                continue
+            if len(body) <= LARGE_LINE_BYTES:
+                duplicate = duplicate_field(body.decode("utf-8", "replace"))
+            else:
+                duplicate = next((name for name in _EVENT_FIELDS if body.count(b'"%s":' % name.encode()) > 1), None)
+            if duplicate is not None:
+                self._duplicate(lineno, duplicate)
+
+    def _duplicate(self, lineno: int, name: str) -> None:
+        self.duplicates_reported.add(lineno)
+        wanted, found = "each field once in a JSON object", f"field {show(name)} twice"
+        if self.policy.duplicate_fields == "error":
+            self.findings.add("error", lineno, "(line)", wanted, found + " (a JSON parser keeps only the last one)", "json")
+        else:
+            self._note(self.policy.duplicate_fields, lineno, "(line)", wanted, found + " (the last one is read)", "duplicate")
+
+    def _note(self, severity: str, lineno: int, key: str, wanted: str, found: str, kind: str) -> None:
+        """A finding of the line format that may repeat on every line: errors are listed (capped);
+        a warning is reported once, at its first line, with the number of lines like it."""
+        if severity == "error":
+            self.findings.add(severity, lineno, key, wanted, found, kind)
+            return
+        note = self.notes.get(kind)
+        if note is None:
+            self.notes[kind] = [severity, lineno, key, wanted, found, 1]
+        else:
+            note[5] += 1
+
+    def _non_finite(self, lineno: int, text: str, found: str) -> Any:
+        """A line with NaN, Infinity or 1e999: an error, or read as Python's json reads it."""
+        severity = self.policy.non_finite_numbers
+        if severity == "error":
+            self.findings.add("error", lineno, "(line)", "a JSON object after ':::MLLOG '", found, "json")
+            return None
+        try:
+            event = decode_event_permissive(text)
+        except ValueError as error:
+            self.findings.add("error", lineno, "(line)", "a JSON object after ':::MLLOG '", json_error_text(error), "json")
+            return None
+        self._note(severity, lineno, "(line)", "finite numbers", found + " (read as a float)", "non_finite")
+        return event
 
     def _decode_text(self, lineno: int, position: int, body: bytes) -> str:
         try:
@@ -618,29 +848,44 @@ class _Pass:
         found = f"not valid JSON ({message.split(':')[0]})"
         if "infinity" in message or (isinstance(where, int) and body[where:where + 9].lstrip(b"-")[:3] in (b"NaN", b"Inf")):
             found = "NaN or Infinity (not a finite number)"
+            if self.policy.non_finite_numbers != "error":
+                return self._non_finite(lineno, body.decode("utf-8", "replace"), found)
         add_at = f" at column {where + position + MARKER_LENGTH + 1}" if isinstance(where, int) else ""
         self.findings.add("error", lineno, "(line)", "a JSON object after ':::MLLOG '", found + add_at, "json")
         return None
 
-    def _after_stop(self, lineno: int, key: str, time_ms: float, event_type: str, value: Any, metadata: dict) -> None:
+    def _after_stop(self, lineno: int, key: str, time_ms: float, count: bool) -> bool:
+        """An event written after run_stop: True when it is then checked like any other.
+
+        Closing an interval still open at run_stop is bookkeeping (a loop that stops the clock
+        inside an epoch closes it right after; the v0.7 DLRM logs do) and counts. A second
+        run_stop counts too: "exactly one" decides. Anything else is reported, and counted (as
+        mlperf-logging, which reads the whole file) or ignored, as the ruleset says.
+        """
         slot = _INTERVAL_SLOT.get(key, 0)
-        if slot and _INTERVALS[key][1] < 0 and self.open_intervals[slot] > 0:
-            # Bookkeeping: a loop that stops the clock inside an epoch closes the epoch (and block)
-            # right after run_stop. It extends nothing, so its time does not matter, and it counts.
-            self.open_intervals[slot] -= 1
-            for tracker in self.trackers.get(key, ()):
-                tracker.count += 1
-                self._track_slow(tracker, lineno, value, metadata)
-                if tracker.required_meta and not metadata.keys() >= tracker.required_meta:
-                    tracker.missing_metadata(lineno, metadata)
-            return
-        if time_ms > self.stop_time:
-            self.findings.add("error", lineno, key, f"no event timed after run_stop (time_ms {show(self.stop_time)})",
+        if (slot and _INTERVALS[key][1] < 0 and self.open_intervals[slot] > 0) or key == "run_stop":
+            return True
+        policy = self.policy
+        if time_ms > self.stop_time + policy.clock_tolerance_ms:
+            self.findings.add(policy.events_timed_after_run_stop, lineno, key,
+                              f"no event timed after run_stop (time_ms {show(self.stop_time)})",
                               f"time_ms {show(time_ms)}", "after_stop_time")
         else:
-            self.findings.add(self.policy.events_after_run_stop, lineno, key, "no event after run_stop",
-                              "one (ignored)", "after_stop")
-        self.ignored_after_stop[key] += 1
+            self.findings.add(policy.events_after_run_stop, lineno, key, "no event after run_stop",
+                              "one (counted, as mlperf-logging reads the whole log)" if count else "one (ignored)",
+                              "after_stop")
+        if not count:
+            self.ignored_after_stop[key] += 1
+        return count
+
+    def _run_stop(self, lineno: int, time_ms: float, metadata: dict) -> None:
+        result = self.result
+        status = metadata.get("status")
+        result.status = status if isinstance(status, str) else None
+        result.run_stop_ms = self.stop_time = time_ms
+        if "status" in metadata and status not in ("success", "aborted"):  # a missing status: the key rule's
+            self.findings.add(self.policy.run_stop_status, lineno, "run_stop metadata.status",
+                              "one of 'success', 'aborted'", show(status), "status")
 
     def _order_and_timing(self, key: str, lineno: int, time_ms: float) -> None:
         if key in self.order:
@@ -695,7 +940,7 @@ class _Pass:
                                   f"less than {rule.max_minutes:g} minutes after the first {rule.since_first}",
                                   f"{(time_ms - start) / 60000.0:.2f} minutes", "timing")
 
-    def _eval(self, lineno: int, time_ms: float, value: Any, metadata: dict) -> None:
+    def _eval(self, lineno: int, time_ms: float, value: Any, metadata: dict, after_stop: bool) -> None:
         self.evals += 1
         result = self.result
         if self.collect_evals and len(result.eval_points) < MAX_EVAL_POINTS and result.run_start_ms is not None:
@@ -711,12 +956,13 @@ class _Pass:
             numbers = [value[name] for name, _ in quality.components]
         else:
             numbers = (value,)
-        valid_check = self.valid_check
+        valid_check, in_range, fast_range = self.valid_check, True, self.in_valid_range
         for number in numbers:
             if type(number) is not float and type(number) is not int:
                 self.findings.add("error", lineno, quality.key, f"a number ({quality.metric})", show(number), "quality")
                 return
-            if valid_check is not None and valid_check(number) is not None:
+            if valid_check is not None and (not fast_range(number) if fast_range is not None else valid_check(number) is not None):
+                in_range = False
                 self.findings.add(self.policy.out_of_range_quality, lineno, quality.key,
                                   f"a {quality.metric} value {quality.valid.describe()}", show(number), "range")
         score = value if not quality.components else min(
@@ -728,8 +974,16 @@ class _Pass:
         if self.context_keys and not self.context:
             self.context = {t.rule.key: t.first_value for t in self.base_trackers
                             if t.rule.key in self.context_keys and t.count}
-        if self.reached_line is None and quality.reached(value, self.context, self.division):
-            self.reached_line = lineno
+        target = self.simple_target
+        if target is not None:  # as Quality.reached: a finite number in the valid range, on the right side
+            reached = in_range and math.isfinite(value) and (value >= target if quality.higher_is_better else value <= target)
+        else:
+            reached = quality.reached(value, self.context, self.division)
+        if reached:
+            if self.reached_line is None:
+                self.reached_line = lineno
+            if not after_stop and (self.reached_time is None or time_ms < self.reached_time):
+                self.reached_time = time_ms
         if self.schedule is not None:
             self._schedule_step(lineno, metadata.get("epoch_num"))
 
@@ -778,6 +1032,13 @@ class _Pass:
             self._check_count(tracker, counts)
         if self.quality is not None:
             self._check_quality()
+        if result.run_start_ms is not None and result.run_stop_ms is not None and result.run_stop_ms < result.run_start_ms:
+            # Whatever the ruleset: the time to train would be negative (mlperf-logging does not look).
+            add("error", None, "run_stop", f"time_ms >= run_start's ({show(result.run_start_ms)})",
+                f"time_ms {show(result.run_stop_ms)}: a negative time to train", "time_to_train")
+        for severity, line, key, wanted, found, count in self.notes.values():
+            more = f" (and on {count - 1} more line{'s' if count > 2 else ''})" if count > 1 else ""
+            add(severity, line, key, wanted, found + more, "note")
         result.findings = sorted(self.findings.items, key=lambda f: (f.line is None, f.line or 0))
         result.suppressed = self.findings.suppressed
         result.best_quality = self.best
@@ -791,7 +1052,7 @@ class _Pass:
                 add("error", None, rule.key, "exactly one occurrence", "none" + note, "count")
             elif tracker.count > 1:
                 if tracker.same:  # mlperf-logging: the same value repeated is only a warning
-                    add("warning", tracker.second_line, rule.key, "exactly one occurrence",
+                    add(self.policy.repeated_exactly_one, tracker.second_line, rule.key, "exactly one occurrence",
                         f"{tracker.count}, all with value {show(tracker.first_value)}", "count")
                 else:
                     values = ", ".join(show(v) for v in [tracker.first_value, *tracker.distinct])
@@ -810,6 +1071,15 @@ class _Pass:
         target = quality.describe(self.context, self.division)
         result.quality_target = target
         result.target_reached = self.reached_line is not None
+        stop = result.run_stop_ms
+        on_time = self.reached_time is not None and (stop is None or self.reached_time <= stop + self.policy.clock_tolerance_ms)
+        if self.reached_line is not None and not on_time:
+            # Minigo v0.7 evaluates the saved models after training and stops the clock at the
+            # first one that reached the target: its evaluations are timed after run_stop.
+            severity = self.policy.target_after_run_stop
+            add(severity, self.reached_line, quality.key, f"an evaluation reaching {target} before run_stop",
+                "reached only by evaluations written or timed after run_stop (the first here)", "target")
+            result.target_reached = severity != "error"
         if self.reached_line is None:
             if self.evals == 0:
                 return  # eval_accuracy's own count rule reports it

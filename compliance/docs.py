@@ -6,7 +6,7 @@ a test fails when the README and the rule files disagree, so the docs cannot dri
 
 from __future__ import annotations
 
-from compliance.ruleset import KeyRule, Ruleset, available_rulesets, load_ruleset, show
+from compliance.ruleset import LOG_CHECKS, KeyRule, Ruleset, available_rulesets, load_ruleset, show
 
 BEGIN, END = "<!-- rules:begin -->", "<!-- rules:end -->"
 
@@ -63,13 +63,13 @@ def rules_markdown(ruleset: Ruleset) -> str:
             for rule in rules:
                 lines.append(f"| {name} ({closed.select_by}={variant}) | `{rule.key}` | {_count(rule)} | {_allowed(rule)} |")
     policy = ruleset.log
-    lines += ["", "Checks beyond mlperf-logging: "
-              f"time backwards in the timed region: {policy.clock_timed_region}, before run_start: "
-              f"{policy.clock_before_run_start}; event_type not matching the key: {policy.event_type_matches_key}; "
-              f"eval schedule: {policy.eval_schedule}; events after run_stop: {policy.events_after_run_stop}; "
-              f"quality out of range: {policy.out_of_range_quality}. Package: system fields "
-              f"{', '.join(ruleset.package.system_fields) or 'none'}; unique seeds: {ruleset.package.unique_seeds}; "
-              f"at most {ruleset.package.max_failed_runs} failed run per benchmark.", ""]
+    lines += ["", f"Checks beyond mlperf-logging (`log:` in `ruleset.yaml`); events written after run_stop are "
+              f"{'counted, as mlperf-logging counts them' if policy.after_run_stop == 'count' else 'not counted'}"
+              f"{f'; clock tolerance {policy.clock_tolerance_ms:g} ms' if policy.clock_tolerance_ms else ''}:", "",
+              "| check | finds | severity |", "|---|---|---|"]
+    lines += [f"| `{name}` | {what} | {getattr(policy, name)} |" for name, what in LOG_CHECKS.items()]
+    lines += ["", f"Package: system fields {', '.join(ruleset.package.system_fields) or 'none'}; unique seeds: "
+              f"{ruleset.package.unique_seeds}; at most {ruleset.package.max_failed_runs} failed run per benchmark.", ""]
     return "\n".join(lines)
 
 

@@ -29,8 +29,6 @@ import json
 import os
 import shutil
 import time
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -38,8 +36,9 @@ import numpy as np
 import pandas as pd
 
 from harness.datasets import verify_file, verify_manifest, write_manifest
+from harness.download import download
 from harness.errors import ConfigError, DatasetError
-from harness.progress import info, progress_bar
+from harness.progress import info
 from recommendation.sampling import Positives, pair_keys, sample_eval_negatives
 
 # GroupLens' archive and the MD5 it publishes next to it (ml-20m.zip.md5); the MLPerf reference's
@@ -58,44 +57,6 @@ TRAIN_FILE = "train_ratings.npy"
 TEST_FILE = "test_ratings.npy"
 NEGATIVES_FILE = "test_negatives.npy"
 META_FILE = "meta.json"
-
-
-# -- download -----------------------------------------------------------------------------------
-def download(url: str, destination: str | os.PathLike, *, progress: bool = True,
-             chunk_size: int = 1 << 20) -> Path:
-    """Fetch `url` to `destination`, resuming a partial `<destination>.part` with an HTTP Range request.
-
-    A server that ignores the Range header (status 200, or a file:// URL) is read from the start.
-    """
-    destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".part")
-    have = partial.stat().st_size if partial.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    try:
-        response = urllib.request.urlopen(request, timeout=60)
-    except urllib.error.HTTPError as error:
-        if error.code == 416 and have:  # the partial file is already complete
-            os.replace(partial, destination)
-            return destination
-        raise DatasetError(f"{url}: download failed (HTTP {error.code}); retry, or place the file at "
-                           f"{destination} yourself") from None
-    except (urllib.error.URLError, OSError) as error:
-        raise DatasetError(f"{url}: download failed ({error}); retry, or place the file at "
-                           f"{destination} yourself") from None
-    with response:
-        resumed = have and getattr(response, "status", None) == 206
-        length = response.headers.get("Content-Length")
-        total = (int(length) + (have if resumed else 0)) if length else None
-        with open(partial, "ab" if resumed else "wb") as handle, progress_bar(progress) as bar:
-            task = bar.add_task(f"download {destination.name}", total=total, status="",
-                                completed=have if resumed else 0) if bar else None
-            while chunk := response.read(chunk_size):
-                handle.write(chunk)
-                if bar:
-                    bar.advance(task, len(chunk))
-    os.replace(partial, destination)
-    return destination
 
 
 def fetch_ml20m(source_dir: str | os.PathLike, *, url: str = ML20M_URL, progress: bool = True) -> Path:

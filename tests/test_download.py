@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
+import harness.download
 from harness.download import download
 from harness.errors import DatasetError
 
@@ -28,3 +31,34 @@ def test_unreachable_url_is_one_line(tmp_path):
     with pytest.raises(DatasetError, match=r"download failed .*place the file at") as error:
         download((tmp_path / "missing.tgz").as_uri(), tmp_path / "x.tgz", progress=False)
     assert "\n" not in str(error.value)
+
+
+def test_download_resumes_a_partial_file(tmp_path, monkeypatch):
+    payload = bytes(range(256)) * 1000
+    served = tmp_path / "served.bin"
+    served.write_bytes(payload)
+    target = tmp_path / "got" / "file.bin"
+    target.parent.mkdir()
+    (target.parent / "file.bin.part").write_bytes(payload[:1000])
+    requests = []
+
+    class Response(io.BytesIO):
+        status = 206
+
+        def __init__(self, body: bytes):
+            super().__init__(body)
+            self.headers = {"Content-Length": str(len(body))}
+
+    def fake_urlopen(request, timeout):
+        requests.append(request.get_header("Range"))
+        return Response(payload[1000:])
+
+    monkeypatch.setattr(harness.download.urllib.request, "urlopen", fake_urlopen)
+    download("https://example.invalid/file.bin", target, progress=False)
+    assert requests == ["bytes=1000-"]
+    assert target.read_bytes() == payload
+    # a server (or file:// URL) that ignores Range sends everything: the partial file is replaced
+    (target.parent / "file.bin.part").write_bytes(b"garbage")
+    monkeypatch.undo()
+    download(served.as_uri(), target, progress=False)
+    assert target.read_bytes() == payload

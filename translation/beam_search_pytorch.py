@@ -27,7 +27,8 @@ reference's rule. Ties are broken like `topk` (the lower index).
                                     max_decode_length=length + 50, eos_id=EOS_ID)
     best = sequences[:, 0, 1:]          # drop the initial id
 
-Scores are computed in `dtype` (float32; float64 for the parity tests). `step_fn(ids, step, cache) -> (logits, cache)` or `(logits, cache, attention)`: ids (batch*beam, step + 1),
+Scores are computed in `dtype` (float32; float64 for the parity tests).
+`step_fn(ids, step, cache) -> (logits, cache)` or `(logits, cache, attention)`: ids (batch*beam, step + 1),
 logits (batch*beam, vocab), attention (batch*beam, source length) when a coverage penalty is asked;
 every tensor in `cache` (a nested dict) has the batch*beam rows first.
 """
@@ -114,7 +115,7 @@ def beam_search(step_fn: Callable, initial_ids: torch.Tensor, initial_cache: dic
         topk_log_probs, topk_indices = torch.topk(log_probs.reshape(batch, beam_size * vocab_size), k=2 * beam_size)
         topk_beams = torch.div(topk_indices, vocab_size, rounding_mode="floor")
         topk_seq = torch.cat([_gather(alive_seq, topk_beams), (topk_indices % vocab_size).unsqueeze(2)], dim=2)
-        topk_cache = _map(lambda t: _gather(t, topk_beams), new_cache)
+        topk_cache = _map(lambda t, beams=topk_beams: _gather(t, beams), new_cache)
         topk_coverage = None
         if use_coverage:
             attention = _unflatten(output[2].to(alive_coverage.dtype), batch)
@@ -125,7 +126,7 @@ def beam_search(step_fn: Callable, initial_ids: torch.Tensor, initial_cache: dic
         alive_values, alive_order = torch.topk(alive_candidates, k=beam_size)
         alive_seq = _gather(topk_seq, alive_order)
         alive_log_probs = alive_values
-        alive_cache = _map(lambda t: _gather(t, alive_order), topk_cache)
+        alive_cache = _map(lambda t, order=alive_order: _gather(t, order), topk_cache)
         if use_coverage:
             alive_coverage = _gather(topk_coverage, alive_order)
         # -- those ending in EOS join the finished set, scored with the length normalization ---------

@@ -84,7 +84,7 @@ def beam_search(step_fn: Callable, initial_ids: tf.Tensor, initial_cache: dict, 
                                                      k=2 * beam_size)
         topk_beams = topk_indices // vocab_size
         topk_seq = tf.concat([_gather(alive_seq, topk_beams), (topk_indices % vocab_size)[:, :, None]], axis=2)
-        topk_cache = _map(lambda t: _gather(t, topk_beams), new_cache)
+        topk_cache = _map(lambda t, beams=topk_beams: _gather(t, beams), new_cache)
         topk_coverage = None
         if use_coverage:
             topk_coverage = _gather(alive_coverage + _unflatten(tf.cast(output[2], dtype), batch), topk_beams)
@@ -92,7 +92,7 @@ def beam_search(step_fn: Callable, initial_ids: tf.Tensor, initial_cache: dict, 
         alive_values, alive_order = tf.math.top_k(topk_log_probs + tf.cast(ends, dtype) * -INF, k=beam_size)
         alive_seq = _gather(topk_seq, alive_order)
         alive_log_probs = alive_values
-        alive_cache = _map(lambda t: _gather(t, alive_order), topk_cache)
+        alive_cache = _map(lambda t, order=alive_order: _gather(t, order), topk_cache)
         if use_coverage:
             alive_coverage = _gather(topk_coverage, alive_order)
         new_scores = topk_log_probs / length_normalization(alpha, float(step + 1))

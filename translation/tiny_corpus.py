@@ -7,7 +7,9 @@ Two sources, both real human translations (../shared/data/README.md):
   Debian machine that has translated programs;
 - the Ding dictionary of Debian's `trans-de-en` (`/usr/share/trans/de-en`, lines
   `German :: English`, alternatives separated by ` | `), whose example sentences are clean pairs;
-  optional: when it is absent, one line says to `apt-get install trans-de-en`.
+  optional: when it is absent, one line says to `apt-get install trans-de-en`. Setting
+  `MLBENCH_TRANS_DE_EN` to another path (e.g. `none`) hides it: the tiny data of a machine without
+  it, made on one that has it (the smoke calibration checks its target on both).
 
 Pairs are filtered to one-line prose of 5-30 English words (no format strings, markup or command
 synopses), de-duplicated by the English side and split into train / dev / test deterministically
@@ -33,6 +35,7 @@ from harness.progress import info
 
 GETTEXT_GLOB = "/usr/share/locale/de/LC_MESSAGES/*.mo"
 TRANS_DE_EN = "/usr/share/trans/de-en"
+TRANS_DE_EN_VARIABLE = "MLBENCH_TRANS_DE_EN"  # where to read trans-de-en from instead ("none": nowhere)
 MIN_WORDS, MAX_WORDS = 5, 30
 # Format strings, markup, code and command synopses are not prose: a model cannot learn them from
 # a few thousand examples, and they would only add noise to a smoke BLEU.
@@ -92,9 +95,15 @@ def ding_pairs(path: str = TRANS_DE_EN) -> Iterator[Pair]:
                     yield Pair(en, de, "trans-de-en")
 
 
-def collect_pairs(gettext_pattern: str = GETTEXT_GLOB, ding_path: str = TRANS_DE_EN, *,
+def trans_de_en_path() -> str:
+    """Debian's trans-de-en file, or the path `MLBENCH_TRANS_DE_EN` names instead."""
+    return os.environ.get(TRANS_DE_EN_VARIABLE) or TRANS_DE_EN
+
+
+def collect_pairs(gettext_pattern: str = GETTEXT_GLOB, ding_path: str | None = None, *,
                   quiet: bool = False) -> list[Pair]:
     """Every usable pair on this machine, de-duplicated by English text (first source wins), sorted."""
+    ding_path = ding_path or trans_de_en_path()
     pairs: dict[str, Pair] = {}
     if os.path.isfile(ding_path):
         for pair in ding_pairs(ding_path):

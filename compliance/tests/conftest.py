@@ -37,8 +37,12 @@ def cli():
     return run_cli
 
 
-def mlperf_logging_verdict(path: str | Path) -> bool | None:
-    """mlperf-logging 4.1.68's own verdict (True compliant), None if it is not installed."""
+def mlperf_logging_outcome(path: str | Path) -> str | None:
+    """What mlperf-logging 4.1.68's checker does with a log: "ok", "fail", or "crash: <exception>".
+
+    A crash is not a verdict: a test says which of the three it expects (a crash only where
+    mlperf-logging is known to crash, and then the test says so). None when it is not installed.
+    """
     try:
         from mlperf_logging.compliance_checker import mlp_compliance
     except ImportError:
@@ -50,13 +54,22 @@ def mlperf_logging_verdict(path: str | Path) -> bool | None:
     try:
         checker = mlp_compliance.make_checker("training", "0.7.0", True, False)
         try:
-            return bool(checker.check_file(str(path), "training_0.7.0/common.yaml"))
-        except Exception:  # noqa: BLE001 - its traceback is its verdict: not compliant
-            return False
+            return "ok" if checker.check_file(str(path), "training_0.7.0/common.yaml") else "fail"
+        except Exception as error:  # noqa: BLE001 - reported as what it is, never as a verdict
+            return f"crash: {type(error).__name__}"
         finally:
             mlp_compliance.enqueued_configs.clear()  # its module-level queue, left full by a crash
     finally:
         logging.disable(previous)
+
+
+def mlperf_logging_verdict(path: str | Path) -> bool | None:
+    """mlperf-logging's verdict (True compliant); AssertionError if it crashes instead of judging."""
+    outcome = mlperf_logging_outcome(path)
+    if outcome is None:
+        return None
+    assert not outcome.startswith("crash"), f"mlperf-logging gave no verdict on {path}: {outcome}"
+    return outcome == "ok"
 
 
 assert sys.version_info >= (3, 11)

@@ -71,3 +71,17 @@ def test_rules_subcommand_prints_markdown():
     code, out, _ = run_cli("rules", "mlbench-1.0.0")
     assert code == 0 and out.startswith("### `mlbench-1.0.0`")
     assert "| deepspeech2 | wer | 0.23 | lower | 10 |" in out
+
+
+def test_two_run_stop_events(tmp_path):
+    """Exactly one run_stop: an error for a log of this suite (it names its ruleset, as the harness
+    writes it); a warning in training-0.7.0, as mlperf-logging 4.1.68 says (the same null value twice)."""
+    from . import handwritten as hw
+
+    log = hw.lines("resnet")
+    stop = hw.index(log, "run_stop")
+    path = hw.write(tmp_path / "result_0.txt", log[:stop + 1] + [log[stop]] + log[stop + 1:])
+    code, out, _ = run_cli("check", str(path))
+    assert code == 1 and "error: run_stop: wanted exactly one occurrence; found 2, all with value null" in out
+    code, out, _ = run_cli("check", str(path), "--ruleset", "training-0.7.0")
+    assert code == 0 and "warning: run_stop: wanted exactly one occurrence; found 2" in out

@@ -43,6 +43,16 @@ def test_run_count_and_failed_runs(tmp_path):
 
 
 def test_every_fixture_organisation_gets_a_verdict():
+    """Each FAILED verdict is held against a fact read here from the organisation's own files."""
+    def system(org, name):
+        return json.loads((FIXTURES / org / "systems" / f"{name}.json").read_text())
+
+    assert "division" not in system("Alibaba", "n1_A100") and "divison" in system("Alibaba", "n1_A100")
+    assert not (FIXTURES / "Alibaba" / "systems" / "v100-256.json").exists()
+    assert (FIXTURES / "Alibaba" / "results" / "v100-256" / "result_1.txt").is_file()  # no benchmark folder
+    assert "division" not in system("Tencent", "GN10X-8xV100")
+    assert all("division" not in json.loads(path.read_text()) for path in (FIXTURES / "SIAT" / "systems").glob("*.json"))
+    assert "number_of_nodes" not in system("DellEMC", "C4140") and "number of nodes" in system("DellEMC", "C4140")
     code, out, err = run_cli("package", str(FIXTURES), "--ruleset", "training-0.7.0")
     assert code == 1 and err == "" and "Traceback" not in out
     verdicts = {line.split(":")[0]: line for line in out.splitlines() if ": package " in line}
@@ -55,6 +65,7 @@ def test_every_fixture_organisation_gets_a_verdict():
     assert ("Alibaba: error: results/v100-256/result_1.txt: result file outside results/<system>/<benchmark>/ "
             "(a benchmark folder is missing); NOT compliant") in out
     assert "Tencent: error: systems/GN10X-8xV100.json: missing field 'division'" in out
+    assert "SIAT: error: systems/modelarts_512_tensorflow_close.json: missing field 'division'" in out
     assert "DellEMC: error: systems/C4140.json: missing field 'number_of_nodes' ('number of nodes' is there" in out
 
 

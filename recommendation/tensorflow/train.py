@@ -17,7 +17,6 @@ import concurrent.futures
 import time
 from collections.abc import Callable
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -28,6 +27,7 @@ from harness.config import config_to_dict
 from harness.errors import ConfigError
 from harness.lifecycle import RunResult, TrainingRun
 from harness.progress import info, progress_bar
+from harness.tf_optimizers import TorchAdam as Adam  # torch.optim.Adam's update rule, the reference's optimizer
 from recommendation.config import Config, hyperparameters
 from recommendation.dataset import Prepared, load_for_training
 from recommendation.metrics import hit_rate_and_ndcg
@@ -41,26 +41,6 @@ FRAMEWORK = "tensorflow"
 def build_data(cfg: Config, strategy: tf.distribute.Strategy) -> tuple[Prepared, EvalData]:
     prepared = load_for_training(cfg, strategy.num_replicas_in_sync)
     return prepared, build_eval(prepared)
-
-
-class Adam(keras.optimizers.Adam):
-    """torch.optim.Adam's update, the reference's optimizer: epsilon is added to the bias-corrected
-    sqrt(v_t), where Keras adds it before the correction (an epsilon sqrt(1 - beta2^t) times
-    smaller, which the first steps of a beta2 = 0.999 run notice: a gradient below ~3e-7 moves a
-    weight by a fraction of lr in Keras and by lr in PyTorch). The gradients must be dense: Keras
-    squares an IndexedSlices' values before summing duplicate rows (make_train_step densifies)."""
-
-    def update_step(self, gradient, variable, learning_rate):
-        dtype = variable.dtype
-        step = tf.cast(self.iterations + 1, dtype)
-        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
-        m = self._momentums[self._get_variable_index(variable)]
-        v = self._velocities[self._get_variable_index(variable)]
-        gradient = tf.cast(gradient, dtype)
-        self.assign_add(m, (gradient - m) * (1 - beta_1))
-        self.assign_add(v, (tf.square(gradient) - v) * (1 - beta_2))
-        denominator = tf.sqrt(v) / tf.sqrt(1 - tf.pow(beta_2, step)) + tf.cast(self.epsilon, dtype)
-        self.assign_sub(variable, tf.cast(learning_rate, dtype) / (1 - tf.pow(beta_1, step)) * m / denominator)
 
 
 def build_optimizer(cfg: Config, model: NeuMF) -> Adam:

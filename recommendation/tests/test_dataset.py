@@ -147,34 +147,3 @@ def test_wrong_checksum_stops_prepare(tmp_path):
     with pytest.raises(DatasetError, match="md5 checksum mismatch"):
         dataset.prepare(tmp_path / "downloads", tmp_path / "out", url=served.as_uri(), progress=False)
 
-
-def test_download_resumes_a_partial_file(tmp_path, monkeypatch):
-    payload = bytes(range(256)) * 1000
-    served = tmp_path / "served.bin"
-    served.write_bytes(payload)
-    target = tmp_path / "got" / "file.bin"
-    target.parent.mkdir()
-    (target.parent / "file.bin.part").write_bytes(payload[:1000])
-    requests = []
-
-    class Response(io.BytesIO):
-        status = 206
-
-        def __init__(self, body: bytes):
-            super().__init__(body)
-            self.headers = {"Content-Length": str(len(body))}
-
-    def fake_urlopen(request, timeout):
-        requests.append(request.get_header("Range"))
-        return Response(payload[1000:])
-
-    monkeypatch.setattr(dataset.urllib.request, "urlopen", fake_urlopen)
-    dataset.download("https://example.invalid/file.bin", target, progress=False)
-    assert requests == ["bytes=1000-"]
-    assert target.read_bytes() == payload
-    # a server (or file:// URL) that ignores Range sends everything: the partial file is replaced
-    (target.parent / "file.bin.part").write_bytes(b"garbage")
-    monkeypatch.undo()
-    dataset.download(served.as_uri(), target, progress=False)
-    assert target.read_bytes() == payload
-

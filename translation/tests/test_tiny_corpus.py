@@ -68,6 +68,16 @@ def test_without_trans_de_en_one_line_says_what_to_install(tmp_path, capsys):
         tiny_corpus.collect_pairs(str(tmp_path / "none*.mo"), str(tmp_path / "absent"))
 
 
+def test_the_environment_variable_hides_trans_de_en(tmp_path, monkeypatch, capsys):
+    write_mo(tmp_path / "demo.mo", ENTRIES)
+    (tmp_path / "de-en").write_text(DING, encoding="utf-8")
+    monkeypatch.setenv(tiny_corpus.TRANS_DE_EN_VARIABLE, str(tmp_path / "de-en"))
+    assert {p.source for p in tiny_corpus.collect_pairs(str(tmp_path / "*.mo"))} == {"gettext", "trans-de-en"}
+    monkeypatch.setenv(tiny_corpus.TRANS_DE_EN_VARIABLE, "none")
+    assert {p.source for p in tiny_corpus.collect_pairs(str(tmp_path / "*.mo"))} == {"gettext"}
+    assert "none not found: `apt-get install trans-de-en`" in capsys.readouterr().err
+
+
 def test_splits_are_deterministic_and_disjoint():
     pairs = [tiny_corpus.Pair(f"sentence number {i} is here", f"Satz Nummer {i} ist hier", "gettext") for i in range(1000)]
     first, again, other = (tiny_corpus.split_pairs(pairs, seed) for seed in (3, 3, 4))

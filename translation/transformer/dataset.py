@@ -119,12 +119,14 @@ def prepare(source_dir: str | os.PathLike | None, data_dir: str | os.PathLike, s
     return data_dir
 
 
-def make_tiny(data_dir: str | os.PathLike, seed: int = 0, *, vocab_size: int = TINY_VOCAB_SIZE) -> Path:
+def make_tiny(data_dir: str | os.PathLike, seed: int = 0, *, vocab_size: int = TINY_VOCAB_SIZE, test: int = 500,
+              dev: int = 300, train: int | None = None) -> Path:
     """Tiny data in the prepared layout from the real English-German pairs of this machine
-    (translation/tiny_corpus.py: gettext catalogs, trans-de-en): 500 test, 300 dev, the rest train."""
+    (translation/tiny_corpus.py: gettext catalogs, trans-de-en): 500 test, 300 dev, the rest train
+    (fewer for the tests' quick runs)."""
     data_dir = Path(data_dir)
     pairs = tiny_corpus.collect_pairs()
-    splits = tiny_corpus.split_pairs(pairs, seed)
+    splits = tiny_corpus.split_pairs(pairs, seed, test=test, dev=dev, train=train)
     for name, subset in (("train", splits.train), ("dev", splits.dev), ("test", splits.test)):
         wmt.write_split(data_dir, name, [(pair.english, pair.german) for pair in subset])
     encode_and_write(data_dir, vocab_size, meta={"source": "tiny", "seed": seed, "splits": splits.counts(),

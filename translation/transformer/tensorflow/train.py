@@ -75,7 +75,7 @@ def make_train_step(model: Transformer, optimizer: TorchAdam, strategy: tf.distr
         optimizer.learning_rate.assign(lr)
         return replica_step(source, target)
 
-    @tf.function
+    @tf.function(reduce_retracing=True)  # per-replica batches of any length: shapes generalize after a few traces
     def distributed_step(sources, targets, lr):
         optimizer.learning_rate.assign(lr)
         loss_sums, token_counts = strategy.run(replica_step, args=(sources, targets))
@@ -99,9 +99,8 @@ def train_one_epoch(train_step: Callable, strategy: tf.distribute.Strategy, prep
                 source, target = prepared.train_source.pad(per_replica[0]), prepared.train_target.pad(per_replica[0])
                 loss_sum, tokens = train_step(source, target, lr)
             else:
-                def value(context, name):
-                    indices = per_replica[context.replica_id_in_sync_group]
-                    return getattr(prepared, name).pad(indices)
+                def value(context, name, per_replica=per_replica):
+                    return getattr(prepared, name).pad(per_replica[context.replica_id_in_sync_group])
                 sources = strategy.experimental_distribute_values_from_function(lambda c: value(c, "train_source"))
                 targets = strategy.experimental_distribute_values_from_function(lambda c: value(c, "train_target"))
                 loss_sum, tokens = train_step(sources, targets, lr)
@@ -153,7 +152,7 @@ def resume_if_asked(cfg: Config, model: Transformer, optimizer: TorchAdam) -> tu
         info(f"run.resume: no checkpoint under {cfg.run.out_dir}, starting from scratch")
         return 1, 0
     state = load_checkpoint_state(path, benchmark=cfg.benchmark, framework=FRAMEWORK)
-    tf_runtime.load_payload(path, model=model, optimizer=optimizer)
+    tf_runtime.load_payload(path, model=model, optimizer=optimizer)  # dropout seed states too
     info(f"resumed from {path} (epoch {state['epoch']})")
     return state["epoch"] + 1, state["step"]
 
