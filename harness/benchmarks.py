@@ -96,7 +96,7 @@ BENCHMARKS = {b.key: b for b in (
     Benchmark("object_detection", "ssd", "SSD (ResNet-34) on COCO 2017", subfolder="ssd"),
     Benchmark("object_detection", "maskrcnn", "Mask R-CNN (ResNet-50 FPN) on COCO 2017", subfolder="maskrcnn"),
     Benchmark("translation", "transformer", "Transformer (big) on WMT17 En-De", subfolder="transformer"),
-    Benchmark("translation", "gnmt", "GNMT on WMT16 En-De", subfolder="gnmt", built=False),
+    Benchmark("translation", "gnmt", "GNMT on WMT16 En-De", subfolder="gnmt"),
     Benchmark("reinforcement", "minigo", "Minigo on 9x9 Go", built=False),
     Benchmark("speech_recognition", "deepspeech2", "DeepSpeech2 on LibriSpeech"),
 )}

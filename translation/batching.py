@@ -10,8 +10,9 @@
   upper bound is L holds `max_tokens // L` examples per batch, so every padded batch has at most
   `max_tokens` tokens per side. Examples stream through the buckets in a seeded order and a batch
   is emitted when its bucket is full (tf.data `group_by_window`); partial buckets come last.
-- `sentence_batches`: a fixed number of pairs per batch, with pairs of similar length grouped
-  (GNMT's bucketing by length); also seeded.
+- `sentence_batches`: the GNMT reference's bucketing (mlcommons/training rnn_translator/pytorch/
+  seq2seq/data/sampler.py, `BucketingSampler`): a fixed number of pairs per replica batch, pairs in
+  equal-width length buckets, whole global batches drawn within a bucket; also seeded.
 - `shard_batches`: the batches of one replica, step-major (step s of replica r is batch s*R + r).
 """
 
@@ -110,18 +111,30 @@ def token_batches(source_lengths: np.ndarray, target_lengths: np.ndarray, max_to
 
 
 def sentence_batches(source_lengths: np.ndarray, target_lengths: np.ndarray, batch_size: int, seed: int,
-                     epoch: int, *, buckets: int = 5, indices: np.ndarray | None = None) -> list[np.ndarray]:
-    """`batch_size` pairs per batch, grouped into `buckets` length ranges (equal counts) and shuffled."""
+                     epoch: int, *, max_length: int, world_size: int = 1, buckets: int = 5,
+                     indices: np.ndarray | None = None) -> list[np.ndarray]:
+    """One epoch of the GNMT reference's bucketed batches of `batch_size` pairs per replica.
+
+    A pair goes to bucket min(max(source // width, target // width), buckets - 1) with width =
+    ceil(max_length / buckets) (lengths with BOS and EOS, as the reference). Every epoch each bucket
+    is shuffled and cut to a whole number of global batches (`batch_size * world_size` pairs; the
+    rest of the bucket sits the epoch out), the global batches of all buckets are shuffled
+    together, and each is split into `world_size` consecutive replica batches: the returned list is
+    global batch 0's replica batches, then global batch 1's, ... (`shard_batches` hands them out).
+    """
     indices = np.arange(len(source_lengths)) if indices is None else np.asarray(indices)
+    width = (max_length + buckets - 1) // buckets
+    bucket_of = np.minimum(np.maximum(source_lengths[indices] // width, target_lengths[indices] // width), buckets - 1)
     rng = np.random.default_rng([seed, epoch])
-    order = indices[rng.permutation(len(indices))]
-    lengths = np.maximum(source_lengths, target_lengths)[order]
-    by_length = order[np.argsort(lengths, kind="stable")]
-    batches = []
-    for bucket in np.array_split(by_length, buckets):
-        bucket = bucket[rng.permutation(len(bucket))]
-        batches.extend(bucket[start:start + batch_size] for start in range(0, len(bucket), batch_size))
-    return [batches[i] for i in rng.permutation(len(batches))]
+    global_batch = batch_size * world_size
+    chosen = []
+    for bucket in range(buckets):
+        members = indices[bucket_of == bucket]
+        members = members[rng.permutation(len(members))]
+        chosen.append(members[:len(members) // global_batch * global_batch])
+    global_batches = np.concatenate(chosen).reshape(-1, global_batch)
+    global_batches = global_batches[rng.permutation(len(global_batches))]
+    return list(global_batches.reshape(-1, batch_size))
 
 
 def shard_batches(batches: list[np.ndarray], rank: int, world_size: int) -> list[np.ndarray]:

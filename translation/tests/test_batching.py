@@ -65,12 +65,30 @@ def test_shards_split_steps_between_replicas():
     assert len(shard_batches(batches, 0, 1)) == 7
 
 
-def test_sentence_batches_group_similar_lengths():
+def test_sentence_batches_are_the_references_buckets():
+    # reference BucketingSampler: max_len 50, 5 buckets of width 10 by max(src // 10, tgt // 10)
     source, target = lengths(1, 1000)
-    batches = sentence_batches(source, target, 32, seed=0, epoch=1, buckets=5)
-    assert np.array_equal(np.sort(np.concatenate(batches)), np.arange(1000))
-    spread = np.mean([np.ptp(np.maximum(source, target)[b]) for b in batches])
-    assert spread < 20  # random batches of 32 would span ~55 tokens
+    source, target = np.minimum(source, 50), np.minimum(target, 50)
+    batches = sentence_batches(source, target, 32, seed=0, epoch=1, max_length=50)
+    bucket = np.minimum(np.maximum(source // 10, target // 10), 4)
+    assert all(len(batch) == 32 and len(set(bucket[batch])) == 1 for batch in batches)  # one bucket each
+    seen = np.concatenate(batches)
+    assert len(np.unique(seen)) == len(seen)
+    per_bucket = np.bincount(bucket, minlength=5)
+    assert len(seen) == sum(count // 32 * 32 for count in per_bucket)  # each bucket's incomplete batch sits out
+    again = sentence_batches(source, target, 32, seed=0, epoch=1, max_length=50)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+    assert not np.array_equal(np.concatenate(sentence_batches(source, target, 32, seed=0, epoch=2, max_length=50)), seen)
+
+
+def test_sentence_batches_split_global_batches_between_replicas():
+    source, target = lengths(2, 1000)
+    source, target = np.minimum(source, 50), np.minimum(target, 50)
+    batches = sentence_batches(source, target, 16, seed=3, epoch=1, max_length=50, world_size=2)
+    bucket = np.minimum(np.maximum(source // 10, target // 10), 4)
+    for step in range(len(batches) // 2):  # replica batches 2s and 2s+1 form global batch s: one bucket
+        assert len(set(bucket[np.concatenate(batches[2 * step:2 * step + 2])])) == 1
+    assert [b.tolist() for b in shard_batches(batches, 1, 2)] == [b.tolist() for b in batches[1::2]]
 
 
 def test_encoded_round_trip_and_padding():
