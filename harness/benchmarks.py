@@ -94,7 +94,7 @@ BENCHMARKS = {b.key: b for b in (
     Benchmark("translation", "transformer", "Transformer (big) on WMT17 En-De", subfolder="transformer",
               built=False),
     Benchmark("translation", "gnmt", "GNMT on WMT16 En-De", subfolder="gnmt", built=False),
-    Benchmark("reinforcement", "minigo", "Minigo on 9x9 Go", built=False),
+    Benchmark("reinforcement", "minigo", "Minigo on 9x9 Go"),
     Benchmark("speech_recognition", "deepspeech2", "DeepSpeech2 on LibriSpeech", built=False),
 )}
 

@@ -208,3 +208,13 @@ LR_BOUNDARIES = "lr_boundaries"
 LR_RATES = "lr_rates"
 ACTUAL_SELFPLAY_GAMES_PER_GENERATION = "actual_selfplay_games_per_generation"
 MIN_SELFPLAY_GAMES_PER_GENERATION = "min_selfplay_games_per_generation"
+# Minigo on 9x9 (this suite's reference: the board, the network and the evaluation that the
+# quality target depends on; eval_move_prediction_accuracy is the v0.5 reference's own figure).
+GO_BOARD_SIZE = "go_board_size"
+GO_KOMI = "go_komi"
+MODEL_FILTERS = "model_filters"
+MODEL_RESIDUAL_BLOCKS = "model_residual_blocks"
+EVAL_OPPONENT = "eval_opponent"
+EVAL_GAMES = "eval_games"
+EVAL_READOUTS = "eval_readouts"
+EVAL_MOVE_PREDICTION_ACCURACY = "eval_move_prediction_accuracy"
