@@ -100,6 +100,8 @@ def load_evaluation_data(cfg: Config) -> BenchmarkGames:
     """The prepared data folder (`invoke data reinforcement`): checked against its manifest, then the
     professional games replayed."""
     verify_manifest(cfg.run.data_dir, cfg.run.verify_data)
+    if cfg.evaluation.prediction_rounds == 0:
+        return BenchmarkGames((), ())
     replays = load_benchmark_games(cfg.run.data_dir)
     positions = tuple(position for replay in replays for position in replay.positions)
     moves = tuple(move for replay in replays for move in replay.moves)

@@ -59,8 +59,9 @@ def loss_terms(model: DualNet, planes: torch.Tensor, pi: torch.Tensor, z: torch.
                l2_strength: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(policy cross-entropy, value MSE, L2) of one batch (reference dual_net.py model_fn)."""
     logits, value = model(planes)
-    policy_cost = -(pi * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
-    value_cost = (value.float() - z).square().mean()
+    # the costs in the targets' precision (float32; float64 in the parity tests), not AMP's bfloat16
+    policy_cost = -(pi * F.log_softmax(logits.to(pi.dtype), dim=1)).sum(dim=1).mean()
+    value_cost = (value.to(z.dtype) - z).square().mean()
     l2_cost = l2_strength * sum(parameter.square().sum() for parameter in l2_parameters(model)) / 2  # tf.nn.l2_loss
     return policy_cost, value_cost, l2_cost
 
@@ -71,6 +72,7 @@ def train_one_generation(model: DualNet, optimizer: torch.optim.SGD, window: Rep
     """`examples_per_generation` window positions in batches of `batch_size` (whole batches only,
     as the reference's input filter); returns (global step, mean policy loss, mean value loss)."""
     model.train()
+    dtype = next(model.parameters()).dtype
     batch = cfg.train.batch_size
     indices = window.sample(cfg.train.examples_per_generation, rng)
     steps = len(indices) // batch
@@ -82,10 +84,9 @@ def train_one_generation(model: DualNet, optimizer: torch.optim.SGD, window: Rep
             planes, pi, z = window.batch(indices[index * batch:(index + 1) * batch])
             for group in optimizer.param_groups:
                 group["lr"] = loop.learning_rate(step, cfg.train.lr_boundaries, cfg.train.lr_rates)
-            planes_t = torch.from_numpy(planes).to(rt.device, torch.float32)
+            planes_t, pi_t, z_t = (torch.from_numpy(array).to(rt.device, dtype) for array in (planes, pi, z))
             with rt.autocast():
-                policy_cost, value_cost, l2_cost = loss_terms(model, planes_t, torch.from_numpy(pi).to(rt.device),
-                                                              torch.from_numpy(z).to(rt.device), cfg.train.l2_strength)
+                policy_cost, value_cost, l2_cost = loss_terms(model, planes_t, pi_t, z_t, cfg.train.l2_strength)
             optimizer.zero_grad(set_to_none=True)
             (policy_cost + value_cost + l2_cost).backward()
             optimizer.step()
@@ -166,7 +167,8 @@ def main(cfg: Config) -> RunResult:
                 with run.evaluation(generation):
                     win_rate, accuracy, _ = loop.evaluate_network(workers, cfg, network, generation, cfg.run.seed,
                                                                   benchmark_games)
-                    run.event(constants.EVAL_MOVE_PREDICTION_ACCURACY, accuracy, {"epoch_num": generation})
+                    if benchmark_games.positions:  # evaluation.prediction_rounds=0 skips move prediction
+                        run.event(constants.EVAL_MOVE_PREDICTION_ACCURACY, accuracy, {"epoch_num": generation})
                 info(f"generation {generation}: win rate {win_rate:.3f} against {opponent}, "
                      f"move prediction {accuracy:.3f}")
                 reached = run.record_eval(win_rate, generation)

@@ -64,14 +64,16 @@ def l2_variables(model: DualNet) -> list[tf.Variable]:
 def make_train_step(model: DualNet, optimizer: Momentum, l2_strength: float):
     """One optimizer step on one batch; returns (policy cross-entropy, value MSE) (dual_net.py model_fn)."""
     regularised = l2_variables(model)
+    dtype = model.trainable_variables[0].dtype  # float32 (also under mixed precision); float64 in the parity tests
 
     @tf.function(reduce_retracing=True)
     def train_step(planes, pi, z):
+        pi, z = tf.cast(pi, dtype), tf.cast(z, dtype)
         with tf.GradientTape() as tape:
-            logits, value = model(to_channels_last(planes), training=True)
-            policy_cost = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=pi, logits=tf.cast(logits, tf.float32)))
-            value_cost = tf.reduce_mean(tf.square(tf.cast(value, tf.float32) - z))
-            l2_cost = l2_strength * tf.add_n([tf.cast(tf.nn.l2_loss(variable), tf.float32) for variable in regularised])
+            logits, value = model(tf.cast(to_channels_last(planes), dtype), training=True)
+            policy_cost = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=pi, logits=tf.cast(logits, dtype)))
+            value_cost = tf.reduce_mean(tf.square(tf.cast(value, dtype) - z))
+            l2_cost = l2_strength * tf.add_n([tf.cast(tf.nn.l2_loss(variable), dtype) for variable in regularised])
             loss = policy_cost + value_cost + l2_cost
         gradients = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
@@ -170,7 +172,8 @@ def main(cfg: Config) -> RunResult:
                 with run.evaluation(generation):
                     win_rate, accuracy, _ = loop.evaluate_network(workers, cfg, network, generation, cfg.run.seed,
                                                                   benchmark_games)
-                    run.event(constants.EVAL_MOVE_PREDICTION_ACCURACY, accuracy, {"epoch_num": generation})
+                    if benchmark_games.positions:  # evaluation.prediction_rounds=0 skips move prediction
+                        run.event(constants.EVAL_MOVE_PREDICTION_ACCURACY, accuracy, {"epoch_num": generation})
                 info(f"generation {generation}: win rate {win_rate:.3f} against {opponent}, "
                      f"move prediction {accuracy:.3f}")
                 reached = run.record_eval(win_rate, generation)
