@@ -1,4 +1,4 @@
-"""python -m compliance {check,summarize,package,rules} ...: thin command line over the library.
+"""python -m compliance {check,summarize,package,rules,rcp} ...: thin command line over the library.
 
 Exit codes: 0 compliant / all fine, 1 not compliant / something failed, 2 unusable input or usage.
 Every problem a user can cause is one line on stdout (findings) or stderr (usage), never a traceback.
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from compliance.checker import CheckResult, check_log
+from compliance.rcp import RcpFileError
 from compliance.ruleset import RuleFileError, UnknownRuleset, available_rulesets, load_ruleset
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     rulesets = ", ".join(available_rulesets())
     parser = _Parser(prog="python -m compliance",
                      description="Check MLLOG result logs, summarize results, check submission packages.")
-    commands = parser.add_subparsers(dest="command", metavar="{check,summarize,package,rules}", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="{check,summarize,package,rules,rcp}", parser_class=_Parser)
     check = commands.add_parser("check", help="check logs against a ruleset")
     check.add_argument("paths", nargs="+", metavar="PATH", help="a log file or a folder of logs")
     check.add_argument("--ruleset", help=f"one of: {rulesets} (default: from the log)")
@@ -133,11 +134,55 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument("folder", metavar="DIR", help="<org>/ or a folder of organisations")
     package.add_argument("--ruleset", help=f"one of: {rulesets} (default: from each log)")
     package.add_argument("--json", action="store_true")
+    package.add_argument("--rcp-bypass", action="store_true",
+                         help="an RCP failure becomes NEEDS REVIEW (a warning), as mlperf-logging's --rcp_bypass")
     rules = commands.add_parser("rules", help="print a ruleset's benchmarks, targets and keys (markdown)")
     rules.add_argument("ruleset", nargs="?", default=None, help=f"one of: {rulesets} (default: all)")
     rules.add_argument("--validate", action="store_true",
                        help="load every rule file (schema) and check the examples beside them")
+    _add_rcp_commands(commands, rulesets)
     return parser
+
+
+def _add_rcp_commands(commands, rulesets: str) -> None:
+    rcp = commands.add_parser("rcp", help="reference convergence points: build them, check a submission against them")
+    actions = rcp.add_subparsers(dest="rcp_command", metavar="{build,check}", parser_class=_Parser)
+    build = actions.add_parser("build", help="RCP files from reference result logs (e.g. invoke train --runs N)")
+    build.add_argument("folders", nargs="+", metavar="DIR", help="folders holding result_*.txt (searched recursively)")
+    build.add_argument("--out", default="rcps", help="a folder (<benchmark>.json in it) or one .json file (default: ./rcps)")
+    build.add_argument("--ruleset", help=f"one of: {rulesets} (default: from the logs)")
+    build.add_argument("--unit", choices=("epochs", "samples"), default="epochs",
+                       help="progress at convergence: epoch_num or samples_count of the last evaluation")
+    build.add_argument("--framework", help="framework of every run (default: from <org>/systems/<system>.json)")
+    build.add_argument("--submission-runs", type=int, help="runs of a submission (default: the ruleset's)")
+    build.add_argument("--min-runs", type=int, help="converged runs a point needs (default: 2 x submission runs)")
+    build.add_argument("--force", action="store_true", help="replace existing RCP files")
+    check = actions.add_parser("check", help="check a submission's convergence against the RCPs")
+    check.add_argument("folder", metavar="DIR", help="a folder of result_*.txt, an <org>/ or a folder of organisations")
+    check.add_argument("--ruleset", help=f"one of: {rulesets} (default: from the logs)")
+    check.add_argument("--rcp", help="an RCP file (default: compliance/rules/<ruleset>/rcps/<benchmark>.json)")
+    check.add_argument("--framework", help="the submission's framework (default: from its system description)")
+    check.add_argument("--rcp-bypass", action="store_true",
+                       help="a failure becomes NEEDS REVIEW, as mlperf-logging's --rcp_bypass")
+    check.add_argument("--json", action="store_true")
+
+
+def _dispatch_rcp(args: argparse.Namespace) -> int:
+    if args.rcp_command == "build":
+        from compliance.rcp_build import run_build
+
+        for name in ("submission_runs", "min_runs"):
+            if getattr(args, name) is not None and getattr(args, name) < 1:
+                raise UsageError(f"python -m compliance rcp build: error: --{name.replace('_', '-')}: wanted an integer >= 1")
+        return run_build(args.folders, out=args.out, ruleset=_ruleset_arg(args.ruleset), unit=args.unit,
+                         framework=args.framework, submission_runs=args.submission_runs, min_runs=args.min_runs,
+                         force=args.force)
+    if args.rcp_command == "check":
+        from compliance.rcp_check import run_rcp_check
+
+        return run_rcp_check(args.folder, ruleset=_ruleset_arg(args.ruleset), rcp_file=args.rcp,
+                             framework=args.framework, bypass=args.rcp_bypass, as_json=args.json)
+    raise UsageError("python -m compliance rcp: error: build or check (see --help)")
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -155,7 +200,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "package":
         from compliance.package_checker import run_package_check
 
-        return run_package_check(args.folder, ruleset=_ruleset_arg(args.ruleset), as_json=args.json)
+        return run_package_check(args.folder, ruleset=_ruleset_arg(args.ruleset), as_json=args.json,
+                                 rcp_bypass=args.rcp_bypass)
+    if args.command == "rcp":
+        return _dispatch_rcp(args)
     if args.command == "rules":
         names = [_ruleset_arg(args.ruleset)] if args.ruleset else list(available_rulesets())
         if args.validate:
@@ -175,7 +223,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         sys.stdout.write("\n".join(rules_markdown(load_ruleset(name)) for name in names))
         return EXIT_OK
-    raise UsageError("python -m compliance: error: a command is required: check, summarize, package or rules "
+    raise UsageError("python -m compliance: error: a command is required: check, summarize, package, rules or rcp "
                      "(see --help)")
 
 
@@ -191,6 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exit_.code or 0) if isinstance(exit_.code, int) or exit_.code is None else EXIT_UNUSABLE
     except RuleFileError as error:
         sys.stderr.write(f"python -m compliance: broken rule file: {error}\n")
+        return EXIT_UNUSABLE
+    except RcpFileError as error:
+        sys.stderr.write(f"python -m compliance: broken RCP file: {error}\n")
         return EXIT_UNUSABLE
     except BrokenPipeError:  # `... | head`
         try:

@@ -7,7 +7,10 @@ For each organisation (DIR itself, or each one under DIR):
   named with the spelling that was found), a division of closed or open that matches the logs;
 - per benchmark: a benchmark of the ruleset, exactly the ruleset's number of result files, every
   run checked (at most `max_failed_runs` non-compliant, as olympic scoring allows), and every run
-  logging its own seed.
+  logging its own seed;
+- per closed-division benchmark with an RCP file in its ruleset (`rules/<ruleset>/rcps/`): the RCP
+  check (`compliance.rcp_check`): a note when it passes, an error when it fails (a warning, NEEDS
+  REVIEW, under `--rcp-bypass`).
 
 Every problem is one line `org: severity: where: what`; each organisation ends with a verdict line.
 Exit code 1 when any organisation has an error, 2 when DIR holds no organisation at all.
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compliance.checker import check_log
+from compliance.rcp_check import RcpCache, package_findings
 from compliance.ruleset import Ruleset, load_ruleset, show
 from compliance.submission import Organisation, find_organisations, root_problem
 
@@ -88,8 +92,9 @@ def check_systems(org: Organisation, report: PackageReport, fields: tuple[str, .
             report.add("warning", where, f"division {show(division)}: written in lower case elsewhere")
 
 
-def check_organisation(org: Organisation, ruleset: str | None = None) -> PackageReport:
+def check_organisation(org: Organisation, ruleset: str | None = None, rcp_bypass: bool = False) -> PackageReport:
     report = PackageReport(org=org.name)
+    rcp_cache = RcpCache()
     for problem in org.problems:
         report.add("error", org.name, problem)
     for path in org.misplaced:  # still checked, so that every run gets a verdict
@@ -158,6 +163,13 @@ def check_organisation(org: Organisation, ruleset: str | None = None) -> Package
                 names = [name for name, seed in seeds if show(seed) == seed_text]
                 report.add(rules.package.unique_seeds, where,
                            f"seed {seed_text[:40]} used by {count} runs ({', '.join(names[:5])}): each run needs its own")
+        # Convergence against the reference convergence points (closed division, as mlperf-logging).
+        division = system_division.lower() if isinstance(system_division, str) else next(iter(logged), None)
+        if division == "closed" and len(logged) <= 1:
+            framework = system.fields.get("framework") if system is not None and not system.problem else None
+            for severity, line in package_findings(runs.results, runs.benchmark, rules.name, framework,
+                                                   bypass=rcp_bypass, cache=rcp_cache):
+                report.add(severity, where, line)
     if not fields_checked:
         check_systems(org, report, _ruleset_for(ruleset, None).package.system_fields)
     if not org.benchmarks and not org.misplaced:
@@ -165,7 +177,8 @@ def check_organisation(org: Organisation, ruleset: str | None = None) -> Package
     return report
 
 
-def run_package_check(root: str, ruleset: str | None = None, as_json: bool = False, out=None) -> int:
+def run_package_check(root: str, ruleset: str | None = None, as_json: bool = False, out=None,
+                      rcp_bypass: bool = False) -> int:
     out = out or sys.stdout
     path = Path(root)
     problem = root_problem(root)
@@ -176,7 +189,7 @@ def run_package_check(root: str, ruleset: str | None = None, as_json: bool = Fal
     if not organisations:
         out.write(f"{root}: unusable: no organisation (a folder with results/ and systems/) here\n")
         return EXIT_UNUSABLE
-    reports = [check_organisation(org, ruleset) for org in organisations]
+    reports = [check_organisation(org, ruleset, rcp_bypass) for org in organisations]
     if as_json:
         json.dump({"ok": all(r.ok for r in reports), "organisations": [r.as_dict() for r in reports]}, out, indent=1)
         out.write("\n")

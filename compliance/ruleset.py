@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from compliance import strict_yaml
+from compliance.strict_yaml import LineMap as _Map
 
 RULES_DIR = Path(__file__).resolve().parent / "rules"
 
@@ -49,52 +50,17 @@ class UnknownRuleset(ValueError):
     """No rules folder of that name."""
 
 
-# --------------------------------------------------------------------------------------------
-# A YAML loader that rejects duplicate keys and remembers the line of every mapping.
-# --------------------------------------------------------------------------------------------
-class _Map(dict):
-    """A mapping from a rule file that knows its line (for error messages)."""
-
-    line: int = 0
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader (no Python objects, no code) that refuses a key given twice in one mapping."""
-
-
-def _construct_map(loader: _StrictLoader, node: yaml.MappingNode) -> _Map:
-    loader.flatten_mapping(node)
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, (str, int, float, bool)) and key is not None:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"mapping key must be a scalar, found {type(key).__name__}", key_node.start_mark)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key '{key}' (first given at line {seen[key]})", key_node.start_mark)
-        seen[key] = key_node.start_mark.line + 1
-    result = _Map(loader.construct_mapping(node, deep=True))
-    result.line = node.start_mark.line + 1
-    return result
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
-
-
 def load_yaml_strict(path: Path) -> Any:
-    """Parse one rule file; RuleFileError names the file and line of any problem."""
+    """Parse one rule file with the suite's strict loader (`compliance.strict_yaml`: duplicate keys
+    refused, YAML 1.2 booleans, every mapping knows its line); RuleFileError names the file and line."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise RuleFileError(f"{path}: cannot read rule file ({error})") from None
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise RuleFileError(f"{path}{where}: {problem}") from None
+        return strict_yaml.loads(text)
+    except strict_yaml.YamlError as error:
+        raise RuleFileError(f"{error.where(str(path))}: {error.problem}") from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Loading validates the schema of every rule file (strict YAML, no duplicate keys, known fields and
 types); then each `examples/<benchmark>.pass.txt` must be compliant and each `.fail.txt` must be
-rejected for the key its first line names (`# expect: <key>`).
+rejected for the key its first line names (`# expect: <key>`). The RCP files beside the rules
+(`rcps/<benchmark>.json`) must load (schema, derived statistics) and fit their ruleset.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from compliance.checker import check_log
+from compliance.rcp import RcpFileError, shipped_rcp
 from compliance.ruleset import load_ruleset
 
 
@@ -35,6 +37,14 @@ def validate_ruleset(name: str) -> list[str]:
             keys = {finding.key.split()[0] for finding in result.errors}
             if result.compliant or expected is None or expected not in keys:
                 problems.append(f"{name}: {failing.name} should fail on {expected}: {result.verdict()}")
+    for path in sorted((Path(rules.folder) / "rcps").glob("*.json")):
+        if path.stem not in rules.benchmark_names:
+            problems.append(f"{name}: rcps/{path.name}: '{path.stem}' is not a benchmark of {name}")
+            continue
+        try:
+            shipped_rcp(name, path.stem)
+        except RcpFileError as error:
+            problems.append(f"{name}: {error}")
     return problems
 
 

@@ -114,7 +114,9 @@ def _resolve(name: str, benches: dict) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     benches = available_benches()
-    asked = (argv if argv is not None else sys.argv[1:]) or list(benches)
+    asked = list(argv if argv is not None else sys.argv[1:])
+    if not asked or asked == ["all"]:
+        asked = list(benches)
     names = [_resolve(name, benches) for name in asked]
     if None in names:
         unknown = asked[names.index(None)]

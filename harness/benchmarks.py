@@ -55,6 +55,11 @@ class Benchmark:
     def path(self) -> Path:
         return REPO_ROOT / self.name
 
+    @property
+    def present(self) -> bool:
+        """False in a fork of another benchmark (harness/fork.py), whose checkout lacks this one."""
+        return (self.path / "config.py").is_file()
+
     def config_class(self) -> type:
         return importlib.import_module(f"{self.package}.config").Config
 
@@ -100,7 +105,8 @@ BENCHMARKS = {b.key: b for b in (
 
 
 def built_benchmarks() -> list[Benchmark]:
-    return [benchmark for benchmark in BENCHMARKS.values() if benchmark.built]
+    """The benchmarks this checkout can train: built, and present (a fork holds only its own)."""
+    return [benchmark for benchmark in BENCHMARKS.values() if benchmark.built and benchmark.present]
 
 
 def get_benchmark(name: str) -> Benchmark:
@@ -121,4 +127,7 @@ def get_benchmark(name: str) -> Benchmark:
     benchmark = matches[0]
     if not benchmark.built:
         raise UserError(f"benchmark '{name}' is not built yet (see {benchmark.folder}/README.md)")
+    if not benchmark.present:
+        here = ", ".join(b.key for b in built_benchmarks())
+        raise UserError(f"benchmark '{name}' is not in this checkout ({benchmark.name}/ is absent; here: {here})")
     return benchmark

@@ -38,6 +38,26 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0 if all(result.status == "success" for result in results) else 1
 
 
+def _run_list(args: argparse.Namespace) -> int:
+    from harness.benchmarks import BENCHMARKS
+
+    for benchmark in BENCHMARKS.values():
+        state = "built" if benchmark.built and benchmark.present else ("not in this checkout" if benchmark.built
+                                                                        else "not built yet")
+        print(f"{benchmark.key:12} {benchmark.name:26} {benchmark.title} ({state})")
+    return 0
+
+
+def _run_fork(args: argparse.Namespace) -> int:
+    from harness.fork import fork_benchmark
+
+    result = fork_benchmark(args.benchmark, args.dest, allow_uncommitted=args.allow_uncommitted)
+    print(f"{result.path}: {result.benchmark.name} forked from {result.upstream_commit[:12]} "
+          f"({result.files} files); next: cd {result.path} && python3 -m venv .venv && "
+          f".venv/bin/pip install -e \".[all]\" && .venv/bin/invoke demo")
+    return 0
+
+
 def _run_data(args: argparse.Namespace) -> int:
     bench = get_benchmark(args.benchmark)
     dataset = bench.dataset_module()
@@ -63,8 +83,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     data.add_argument("--source", default=None, help="folder holding the official downloads")
     data.add_argument("--data-dir", default=None, help="where the prepared dataset goes")
     data.add_argument("--seed", type=int, default=0)
+    commands.add_parser("list", help="the benchmarks: key, path, title, whether built")
+    fork = commands.add_parser("fork", help="write one benchmark as a standalone repository (vendor fork)")
+    fork.add_argument("benchmark")
+    fork.add_argument("dest", help="a new or empty folder")
+    fork.add_argument("--allow-uncommitted", action="store_true",
+                      help="take files with uncommitted changes as they are")
     args = parser.parse_args(argv)
-    return {"train": _run_train, "data": _run_data}[args.command](args)
+    return {"train": _run_train, "data": _run_data, "list": _run_list, "fork": _run_fork}[args.command](args)
 
 
 def train_entry(folder: str, framework: str) -> None:

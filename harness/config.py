@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -30,6 +29,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from compliance import strict_yaml
 from harness.errors import ConfigError
 
 T = TypeVar("T")
@@ -79,33 +79,9 @@ class BaseConfig:
     submission: Submission = Submission()
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """A YAML loader that refuses duplicate keys: a silently ignored key is a silently wrong config."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key '{key}' (first at line {seen[key] + 1})", key_node.start_mark)
-        seen[key] = key_node.start_mark.line
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-# YAML 1.1 reads on/off/yes/no as booleans, so `verify_data: off` would be False, not "off";
-# like YAML 1.2, only true/false are booleans here.
-_StrictLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_StrictLoader.add_implicit_resolver("tag:yaml.org,2002:bool",
-                                    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-
-
 def load_yaml_strict(path: str | os.PathLike) -> Any:
-    """Parse a YAML file, rejecting duplicate keys; errors are ConfigError naming file and line."""
+    """Parse a YAML file with the suite's strict loader (`compliance.strict_yaml`: duplicate keys
+    refused, YAML 1.2 booleans, so `verify_data: off` stays "off"); ConfigError names file and line."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -114,12 +90,9 @@ def load_yaml_strict(path: str | os.PathLike) -> Any:
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: cannot read ({error})") from None
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError(f"{path}{where}: invalid YAML: {problem}") from None
+        return strict_yaml.loads(text)
+    except strict_yaml.YamlError as error:
+        raise ConfigError(f"{error.where(str(path))}: invalid YAML: {error.problem}") from None
 
 
 def _type_name(annotation: Any) -> str:
@@ -203,8 +176,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not all(path):
         raise ConfigError(f"override '{text}': empty key segment")
     try:
-        value = yaml.load(raw, Loader=_StrictLoader) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = strict_yaml.loads(raw) if raw.strip() else ""
+    except strict_yaml.YamlError:
         value = raw
     # YAML 1.1 reads 1e-4 as a string; numbers written like that are meant as floats.
     if isinstance(value, str):

@@ -30,6 +30,7 @@ from pathlib import Path
 from harness.benchmarks import FRAMEWORKS, REPO_ROOT, get_benchmark
 from harness.errors import UserError
 from harness.progress import info
+from harness.provenance import IMAGE_LABEL, code_provenance
 
 # The order of the framework stages in every Dockerfile. The legacy builder (Docker without
 # BuildKit) builds every stage before the --target, so a pytorch build also runs the tensorflow
@@ -158,7 +159,7 @@ def build_image(benchmark: str, framework: str, *, base_image: str | None = None
         raise UserError(f"base image {base_image} not found: make it with docker/make_base_image.sh")
 
     command = docker_client() + ["build", "--file", str(dockerfile), "--target", framework,
-                                 "--tag", tag]
+                                 "--tag", tag, "--label", f"{IMAGE_LABEL}={code_provenance()}"]
     if base_image:
         command += ["--build-arg", f"BASE_IMAGE={base_image}"]
     if wheelhouse:
@@ -215,6 +216,9 @@ def run_image(benchmark: str, framework: str, *, data_dir: str | os.PathLike | N
                                  "--volume", f"{results_path}:/results"]
     if os.getuid() != 0:
         command += ["--user", f"{os.getuid()}:{os.getgid()}", "--env", "HOME=/tmp"]
+    provenance = _inspect(tag, f'{{{{index .Config.Labels "{IMAGE_LABEL}"}}}}')
+    if provenance and provenance != "<no value>":  # the code the image was built from (harness/provenance.py)
+        command += ["--env", f"MLBENCH_PROVENANCE={provenance}"]
     if gpus == "all" or (gpus == "auto" and _host_has_gpu()):
         command += ["--gpus", "all"]
     if sys.stdout.isatty():

@@ -37,6 +37,7 @@ from compliance.mllog import constants
 from compliance.spec import SpecError, benchmark_spec
 from harness.config import BaseConfig
 from harness.errors import ConfigError
+from harness.provenance import code_provenance
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +119,8 @@ class TrainingRun:
         log.event(key=constants.SUBMISSION_PLATFORM, value=submission.platform)
         # which rules the run was written for: the checker then tells a smoke log from a full one
         log.event(key=constants.SUBMISSION_RULESET, value=self.config.ruleset)
+        # the commit (and, in a vendor fork, the upstream commit) that produced the result
+        log.event(key=constants.SUBMISSION_UPSTREAM, value=code_provenance())
         if submission.poc_name:
             log.event(key=constants.SUBMISSION_POC_NAME, value=submission.poc_name)
         if submission.poc_email:

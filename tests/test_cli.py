@@ -23,7 +23,8 @@ def _one_line_error(completed, *fragments):
 
 @pytest.mark.parametrize("args, fragments", [
     (["train", "nosuch"], ["unknown benchmark 'nosuch'"]),
-    (["train", "object_detection"], ["not built yet"]),
+    (["train", "object_detection"], ["'object_detection' holds 2 benchmarks", "ssd (object_detection/ssd)",
+                                     "maskrcnn (object_detection/maskrcnn)"]),
     (["train", "recommendation", "--config", "missing.yaml"], ["missing.yaml", "no such config file"]),
     (["train", "recommendation", "--set", "optimizer.base_lr=fast"], ["optimizer.base_lr", "expected float"]),
     (["train", "recommendation", "--set", "nosection.x=1"], ["unknown key 'nosection'"]),
@@ -45,3 +46,17 @@ def test_one_changed_byte_in_the_dataset_is_refused_before_training(tiny_ncf_dat
                            str(victim), "checksum mismatch")
     log = (tmp_path / "out" / "mllog.txt")
     assert not log.exists() or '"key": "run_start"' not in log.read_text(), line
+
+
+def test_a_benchmark_is_named_by_key_path_or_its_only_folder(monkeypatch):
+    import dataclasses
+
+    from harness import benchmarks
+    from harness.errors import UserError
+
+    assert benchmarks.get_benchmark("ncf") is benchmarks.get_benchmark("recommendation") is benchmarks.BENCHMARKS["ncf"]
+    assert benchmarks.get_benchmark("recommendation/").key == "ncf"
+    unbuilt = dataclasses.replace(benchmarks.BENCHMARKS["ncf"], key="unbuilt", folder="nowhere", built=False)
+    monkeypatch.setitem(benchmarks.BENCHMARKS, "unbuilt", unbuilt)
+    with pytest.raises(UserError, match="benchmark 'unbuilt' is not built yet"):
+        benchmarks.get_benchmark("unbuilt")

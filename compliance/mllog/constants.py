@@ -190,6 +190,9 @@ SGD_OPT_MOMENTUM = "sgd_opt_momentum"
 # The ruleset a log was written for (mlbench-1.0.0, mlbench-1.0.0-smoke, ...): the checker reads it
 # when no --ruleset is given. mlperf-logging ignores keys it does not know.
 SUBMISSION_RULESET = "submission_ruleset"
+# The code a run came from: `mlbench-training@<commit>`, and in a vendor fork the fork's own commit
+# too (harness/provenance.py); mlperf-logging ignores it, as it ignores every key it does not know.
+SUBMISSION_UPSTREAM = "submission_upstream"
 # NCF (MLPerf v0.5/v0.6 reference, recommendation/pytorch): NeuMF shape and negative sampling.
 MODEL_FACTORS = "model_factors"
 MODEL_MLP_LAYER_SIZES = "model_mlp_layer_sizes"

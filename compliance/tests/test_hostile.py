@@ -368,3 +368,126 @@ def test_fuzz_damaged_log(tmp_path, base_log, data):
     assert code in (0, 1) and "Traceback" not in out + err
     last = out.strip().splitlines()[-1]
     assert last.startswith(str(path)) and ("NOT compliant" in last) == (code == 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# RCP files (`rcp check --rcp FILE`, `package` with a shipped one) and folders without enough runs
+# (`rcp build`, `rcp check`): one clear line, exit 2, never a traceback.
+# ----------------------------------------------------------------------------------------------
+def _rcp_data() -> dict:
+    return {"rcp_format": 1, "ruleset": "mlbench-1.0.0-smoke", "benchmark": "ncf",
+            "convergence": {"unit": "epochs", "field": "epoch_num"},
+            "statistics": {"submission_runs": 3},
+            "points": [{"framework": "pytorch", "global_batch_size": 2048, "runs": 6,
+                        "converged_at": [2, 2, 3, 3, 3, 4], "mean": 2.75, "stdev": 0.6871842709362768}]}
+
+
+def _rcp_change(change):
+    def build(tmp: Path) -> Path:
+        data = _rcp_data()
+        change(data)
+        return _file(tmp, json.dumps(data).encode())
+    return build
+
+
+def _set(path: str, value):
+    def change(data):
+        *parents, last = path.split(".")
+        node = data
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        if value is _DELETE:
+            del node[int(last) if last.isdigit() else last]
+        else:
+            node[int(last) if last.isdigit() else last] = value
+    return change
+
+
+_DELETE = object()
+RCP_FILES = {
+    "not JSON": (lambda t: _file(t, b"{'points': }"), "not valid JSON"),
+    "empty file": (lambda t: _file(t, b""), "not valid JSON"),
+    "binary": (lambda t: _file(t, bytes(range(256))), "not UTF-8"),
+    "a JSON list": (lambda t: _file(t, b"[1, 2]"), "wanted an object, found a list"),
+    "NaN mean": (lambda t: _file(t, json.dumps(_rcp_data()).replace("2.75", "NaN").encode()), "NaN is not a number JSON allows"),
+    "key twice": (lambda t: _file(t, json.dumps(_rcp_data()).replace('"benchmark": "ncf"', '"benchmark": "ncf", "benchmark": "ssd"').encode()),
+                  "key 'benchmark' given twice"),
+    "deeply nested": (lambda t: _file(t, b"[" * 100000), "not valid JSON"),
+    "missing file": (lambda t: t / "nope.json", "no such RCP file"),
+    "a folder": (lambda t: _mkdir(t / "rcp.json"), "is a folder"),
+    "wrong format version": (_rcp_change(_set("rcp_format", 2)), "rcp_format: wanted 1"),
+    "unknown field": (_rcp_change(_set("points.0.note", "x")), "unknown field 'note'"),
+    "missing points": (_rcp_change(_set("points", _DELETE)), "missing field 'points'"),
+    "no points": (_rcp_change(_set("points", [])), "points: wanted a non-empty list"),
+    "unknown unit": (_rcp_change(_set("convergence.unit", "hours")), "convergence.unit: wanted one of epochs, samples"),
+    "unknown field to read": (_rcp_change(_set("convergence.field", "time_ms")), "convergence.field: wanted one of"),
+    "bad first_passing": (_rcp_change(_set("convergence.first_passing", {"FID": {"near": 90}})), "unknown field 'near'"),
+    "submission runs too few": (_rcp_change(_set("statistics.submission_runs", 2)), "statistics.submission_runs: wanted an integer >= 3"),
+    "alpha 1": (_rcp_change(_set("statistics.alpha", 1)), "statistics.alpha: wanted a number between 0 and 1"),
+    "failed runs beyond the drop": (_rcp_change(_set("statistics.max_failed_runs", 2)), "would enter the mean"),
+    "negative batch": (_rcp_change(_set("points.0.global_batch_size", -8)), "global_batch_size: wanted an integer >= 1"),
+    "string runs": (_rcp_change(_set("points.0.converged_at", "2,2,3")), "converged_at: wanted a list of numbers"),
+    "zero epochs": (_rcp_change(_set("points.0.converged_at.0", 0)), "converged_at[0]: wanted a number > 0"),
+    "too few converged runs": (_rcp_change(_set("points.0.converged_at", [2, 3, 3])), "3 converged runs; an RCP needs at least 4"),
+    "fewer runs than converged": (_rcp_change(_set("points.0.runs", 5)), "runs: wanted an integer >= 6"),
+    "edited mean": (_rcp_change(_set("points.0.mean", 2.5)), "is not the olympic mean of converged_at"),
+    "edited stdev": (_rcp_change(_set("points.0.stdev", 0.1)), "is not the standard deviation of converged_at"),
+    "same point twice": (_rcp_change(lambda d: d["points"].append(dict(d["points"][0]))), "a second point for pytorch at batch 2048"),
+    "boolean batch": (_rcp_change(_set("points.0.global_batch_size", True)), "wanted an integer >= 1, found a boolean"),
+}
+
+
+def test_the_rcp_corpus_has_at_least_25_kinds():
+    assert len(RCP_FILES) >= 25
+
+
+@pytest.mark.parametrize("name", sorted(RCP_FILES))
+def test_hostile_rcp_file(tmp_path, name):
+    from .rcp_helpers import write_submission
+
+    build, expected = RCP_FILES[name]
+    rcp = build(tmp_path)
+    write_submission(tmp_path / "sub", [2, 3, 3])
+    code, out, err = run_cli("rcp", "check", str(tmp_path / "sub"), "--rcp", str(rcp))
+    assert code == 2 and "Traceback" not in out + err, (name, code, out, err)
+    assert len((out + err).strip().splitlines()) == 1 and expected in out, (name, out, err)
+
+
+def test_a_broken_shipped_rcp_stops_package_with_one_line(tmp_path, monkeypatch):
+    from compliance import rcp
+
+    from .rcp_helpers import write_submission
+
+    rules = tmp_path / "rules"
+    (rules / "mlbench-1.0.0-smoke" / "rcps").mkdir(parents=True)
+    (rules / "mlbench-1.0.0-smoke" / "rcps" / "ncf.json").write_text('{"rcp_format": 1}')
+    monkeypatch.setattr(rcp, "RULES_DIR", rules)
+    write_submission(tmp_path / "sub", [2, 3, 3])
+    code, out, err = run_cli("package", str(tmp_path / "sub"))
+    assert code == 2 and "Traceback" not in out + err
+    assert err.strip().endswith("ncf.json: missing field 'ruleset'") and "broken RCP file" in err
+
+
+RCP_FOLDERS = {
+    # (runs: epochs to converge, None = failed), command, expected line
+    "build: too few converged runs": ([2, 3, None, None, None, 3], "build", "3 converged runs of 6; an RCP needs at least 6"),
+    "build: no logs at all": ([], "build", "no result_*.txt files below this folder"),
+    "check: two runs": ([2, 3], "check", "2 runs; the olympic mean needs at least 3"),
+    "check: no logs at all": ([], "check", "no result_*.txt here and no <org>/results/<system>/<benchmark>/ below"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RCP_FOLDERS))
+def test_folders_without_enough_runs(tmp_path, name):
+    from .rcp_helpers import write_submission
+
+    epochs, command, expected = RCP_FOLDERS[name]
+    if epochs:
+        write_submission(tmp_path / "runs", epochs)
+    else:
+        (tmp_path / "runs").mkdir()
+    args = ["--out", str(tmp_path / "rcps")] if command == "build" else ["--ruleset", "mlbench-1.0.0-smoke"]
+    code, out, err = run_cli("rcp", command, str(tmp_path / "runs"), *args)
+    assert code == 2 and "Traceback" not in out + err, (code, out, err)
+    assert len(out.strip().splitlines()) == 1 and expected in out, out
+    assert not (tmp_path / "rcps").exists()
