@@ -1,6 +1,8 @@
 """Install what `pip install .[FRAMEWORK]` would install, without the project itself.
 
-    python install_requirements.py PYPROJECT FRAMEWORK WHEEL_DIR
+    python install_requirements.py PYPROJECT FRAMEWORK[,EXTRA...] WHEEL_DIR
+
+(a benchmark whose folder has field tools of its own names its extra too: `pytorch,reinforcement`).
 
 Runs inside an image build (standard library only, Python 3.11 for tomllib). The requirement
 list is read from pyproject.toml, so the image and a native install never disagree on a version.
@@ -21,14 +23,18 @@ from pathlib import Path
 
 
 def requirements(pyproject: str | Path, framework: str) -> list[str]:
-    """The project's dependencies plus those of the `framework` extra, exactly as pinned."""
+    """The project's dependencies plus those of the `framework` extra (or of each group of a
+    comma-separated list), exactly as pinned."""
     with open(pyproject, "rb") as file:
         project = tomllib.load(file)["project"]
     extras = project.get("optional-dependencies", {})
-    if framework not in extras:
-        raise SystemExit(f"error: {pyproject} has no optional dependency group '{framework}' "
-                         f"(has: {', '.join(sorted(extras))})")
-    return list(project["dependencies"]) + list(extras[framework])
+    packages = list(project["dependencies"])
+    for group in framework.split(","):
+        if group not in extras:
+            raise SystemExit(f"error: {pyproject} has no optional dependency group '{group}' "
+                             f"(has: {', '.join(sorted(extras))})")
+        packages += [package for package in extras[group] if package not in packages]
+    return packages
 
 
 def pip_install_command(packages: list[str], wheel_dir: Path) -> list[str]:

@@ -84,16 +84,25 @@ def frameworks_for_wheelhouse(framework: str) -> tuple[str, ...]:
     return STAGE_ORDER[:STAGE_ORDER.index(framework) + 1]
 
 
-def requirements(framework: str) -> list[str]:
-    """What `pip install .[framework]` installs, read from pyproject.toml by the same code the
-    image build runs (docker/install_requirements.py), so the two never disagree."""
+def requirements(framework: str, folder: str | None = None) -> list[str]:
+    """What `pip install .[framework]` installs (plus `.[folder]`, a benchmark folder's own extra,
+    where `folder` names one), read from pyproject.toml by the same code the image build runs
+    (docker/install_requirements.py), so the two never disagree."""
     _check_framework(framework)
     script = runpy.run_path(str(REPO_ROOT / "docker" / "install_requirements.py"))
-    return script["requirements"](REPO_ROOT / "pyproject.toml", framework)
+    return script["requirements"](REPO_ROOT / "pyproject.toml", f"{framework},{folder}" if folder else framework)
+
+
+def _folder_extra(bench) -> str | None:
+    """The benchmark folder's own extra (its field tools: numba, pycocotools, ...) where it lists any."""
+    import tomllib
+
+    extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"].get("optional-dependencies", {})
+    return bench.folder if extras.get(bench.folder) else None
 
 
 def download_wheelhouse(dest: str | os.PathLike = WHEELHOUSE_DIR,
-                        frameworks: Sequence[str] = FRAMEWORKS) -> list[Path]:
+                        frameworks: Sequence[str] = FRAMEWORKS, extra: str | None = None) -> list[Path]:
     """Download, on the host, every wheel the images of `frameworks` install: dest/<framework>/.
 
     Uses the host's pip and its configuration (index, find-links), asking for the images'
@@ -117,7 +126,7 @@ def download_wheelhouse(dest: str | os.PathLike = WHEELHOUSE_DIR,
                    "--implementation", "cp", "--abi", "cp" + IMAGE_PYTHON.replace(".", ""),
                    "--abi", "abi3", "--abi", "none", "--progress-bar", "off", "--quiet"]
         command += [argument for platform in platforms for argument in ("--platform", platform)]
-        command += requirements(framework)
+        command += requirements(framework, extra)  # and the benchmark folder's own extra, if any
         started = time.monotonic()
         complete = subprocess.run(command + ["--no-index", "--find-links", str(folder)],
                                   capture_output=True).returncode == 0
@@ -163,7 +172,7 @@ def build_image(benchmark: str, framework: str, *, base_image: str | None = None
     if base_image:
         command += ["--build-arg", f"BASE_IMAGE={base_image}"]
     if wheelhouse:
-        download_wheelhouse(WHEELHOUSE_DIR, frameworks_for_wheelhouse(framework))
+        download_wheelhouse(WHEELHOUSE_DIR, frameworks_for_wheelhouse(framework), extra=_folder_extra(bench))
         command += ["--build-arg", f"WHEELHOUSE={WHEELHOUSE_DIR.relative_to(REPO_ROOT)}",
                     "--network", "none"]
     command.append(str(REPO_ROOT))

@@ -40,6 +40,9 @@ class Selfplay:
     num_parallel: int = 8  # SIMULTANEOUS_LEAVES: leaves per game and round (virtual loss)
     resign_threshold: float = 0.95  # selfplay_worker.py resign_threshold=0.95
     resign_disable_fraction: float = 0.05  # selfplay_mcts.py: no resignation in 5% of the games
+    # False: the pass is read and played only when nothing else is legal (Minigo's --allow_pass=0,
+    # MLPerf v0.7's minigo bootstrap.flags); v0.5 allows it always
+    allow_pass: bool = True
     workers: int = 16  # NUM_PARALLEL_SELFPLAY worker processes (0: play in the training process)
     parallel_games: int = 16  # games searched together in one worker (their leaves share a batch)
     # derived from the board, as the reference: Dirichlet alpha 0.03 * 361 / N^2, noise weight 0.25,
@@ -55,6 +58,9 @@ class Train:
     lr_rates: tuple[float, ...] = (0.01, 0.001, 0.0001)
     momentum: float = 0.9
     l2_strength: float = 1e-4  # on every weight but the biases: l2 * sum(w^2) / 2 (tf.nn.l2_loss)
+    # each training position under one of the 8 board symmetries drawn at random (MLPerf v0.7
+    # minigo's preprocessing random_rotation); v0.5 trains on the positions as played
+    random_symmetry: bool = False
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,20 @@ def seed_for(run_seed: int, stream: int, generation: int, index: int = 0) -> int
 
 
 def training_rng(run_seed: int, generation: int) -> np.random.Generator:
-    """The generation's draw of training positions from the window."""
+    """The generation's draw of training positions (and their symmetries) from the window."""
     return np.random.default_rng(seed_for(run_seed, _TRAIN, generation))
+
+
+def training_batches(window, cfg: Config, rng: np.random.Generator):
+    """The generation's batches: `examples_per_generation` positions of the window in batches of
+    `batch_size` (whole batches only, as the reference's input filter), each position under a random
+    symmetry where train.random_symmetry asks for it. Yields (planes, pi, z) NumPy arrays."""
+    batch = cfg.train.batch_size
+    indices = window.sample(cfg.train.examples_per_generation, rng)
+    symmetries = rng.integers(0, 8, len(indices)) if cfg.train.random_symmetry else None
+    for first in range(0, len(indices) - batch + 1, batch):
+        chosen = slice(first, first + batch)
+        yield window.batch(indices[chosen], None if symmetries is None else symmetries[chosen])
 
 
 def search_params(cfg: Config) -> SearchParams:
@@ -50,7 +62,7 @@ def search_params(cfg: Config) -> SearchParams:
                         resign_threshold=cfg.selfplay.resign_threshold,
                         resign_disable_fraction=cfg.selfplay.resign_disable_fraction,
                         temperature_moves=int(size * size / 12),  # reference strategies.py TEMPERATURE_CUTOFF
-                        max_game_length=go.max_game_length(size))
+                        max_game_length=go.max_game_length(size), allow_pass=cfg.selfplay.allow_pass)
 
 
 def learning_rate(step: int, boundaries, rates) -> float:

@@ -14,7 +14,10 @@ minigo/mcts.py and strategies.py), the notation of Silver et al. 2017:
   chosen twice in a round is evaluated once and its extra visit reverted;
 - game-over leaves (two passes, or MAX_DEPTH moves) are scored exactly: +-1 by Tromp-Taylor;
 - Dirichlet noise at the root, P = 0.75 P + 0.25 Dir(alpha), alpha = 0.03 * 361 / N^2;
-- the tree below the move played is kept for the next move.
+- the tree below the move played is kept for the next move;
+- `allow_pass=False` (Minigo's later `--allow_pass=0`, which MLPerf v0.7's minigo used for its
+  bootstrap games from the random network): the pass is read and played only when no other move
+  is legal.
 
 The tree of each game lives in flat arrays (a forest of `games` trees of `capacity` nodes) that
 compiled kernels walk: one call selects the leaves of every game, one writes their planes, one
@@ -104,7 +107,7 @@ def _add_child(g, node, action, tree, nbrs):
 
 
 @numba.njit(cache=True)
-def _select_leaf(g, tree, nbrs, c_puct):
+def _select_leaf(g, tree, nbrs, c_puct, allow_pass):
     (board, to_play, ko, passes, depth, parent, move, expanded, child, child_n, child_w, prior, legal,
      root, root_n, root_w, n_nodes, history, history_len) = tree
     pass_move = board.shape[2]
@@ -118,20 +121,22 @@ def _select_leaf(g, tree, nbrs, c_puct):
             child_n[g, parent[g, current], move[g, current]] += 1.0
         if not expanded[g, current]:
             return current
-        if move[g, current] == pass_move and child_n[g, current, pass_move] == 0:
+        if allow_pass and move[g, current] == pass_move and child_n[g, current, pass_move] == 0:
             best = pass_move  # after a pass, look at the double pass first (reference HACK)
         else:
             n = _node_n(g, current, root, parent, move, child_n, root_n)
             scale = c_puct * math.sqrt(1.0 + n)
             color = to_play[g, current]
             best, best_score = 0, -np.inf
-            for a in range(actions):
+            for a in range(actions if allow_pass else pass_move):
                 visits = child_n[g, current, a]
                 score = child_w[g, current, a] / (1.0 + visits) * color + scale * prior[g, current, a] / (1.0 + visits)
                 if not legal[g, current, a]:
                     score -= ILLEGAL_PENALTY
                 if score > best_score:
                     best_score, best = score, a
+            if not allow_pass and not legal[g, current, best]:
+                best = pass_move  # minigo --allow_pass=0: the pass only when nothing else is legal
         current = _add_child(g, current, best, tree, nbrs)
 
 
@@ -141,7 +146,7 @@ def _is_done(g, node, passes, depth, max_depth):
 
 
 @numba.njit(cache=True)
-def select_leaves(tree, active, num_parallel, nbrs, c_puct, komi, max_depth, leaf_game, leaf_node):
+def select_leaves(tree, active, num_parallel, nbrs, c_puct, komi, max_depth, allow_pass, leaf_game, leaf_node):
     """One round of the reference's tree_search for every active game: up to `num_parallel` leaves
     each (2 * num_parallel tries), virtual loss applied; game-over leaves backed up at once.
     Returns the number of leaves written to leaf_game / leaf_node."""
@@ -154,7 +159,7 @@ def select_leaves(tree, active, num_parallel, nbrs, c_puct, komi, max_depth, lea
         leaves, tries = 0, 0
         while leaves < num_parallel and tries < 2 * num_parallel:
             tries += 1
-            leaf = _select_leaf(g, tree, nbrs, c_puct)
+            leaf = _select_leaf(g, tree, nbrs, c_puct, allow_pass)
             if _is_done(g, leaf, passes, depth, max_depth):
                 value = 1.0 if go.area_score(board[g, leaf], nbrs) - komi > 0 else -1.0
                 _walk(g, leaf, 0.0, value, 0.0, root, parent, move, to_play, child_n, child_w, root_n, root_w)
@@ -300,8 +305,9 @@ class Forest:
     """
 
     def __init__(self, games: int, size: int = 9, capacity: int = 512, komi: float = go.KOMI,
-                 c_puct: float = C_PUCT, max_depth: int | None = None, num_parallel: int = 8):
+                 c_puct: float = C_PUCT, max_depth: int | None = None, num_parallel: int = 8, allow_pass: bool = True):
         self.games, self.size, self.capacity = games, size, capacity
+        self.allow_pass = allow_pass
         self.points, self.actions = size * size, size * size + 1
         self.komi, self.c_puct, self.num_parallel = komi, c_puct, num_parallel
         self.max_depth = go.max_game_length(size) if max_depth is None else max_depth
@@ -374,7 +380,7 @@ class Forest:
     def _evaluate_round(self, evaluate: Evaluate, active: np.ndarray, num_parallel: int,
                         rng: np.random.Generator) -> None:
         count = select_leaves(self.tree, active, num_parallel, self.nbrs, self.c_puct, self.komi, self.max_depth,
-                              self._leaf_game, self._leaf_node)
+                              self.allow_pass, self._leaf_game, self._leaf_node)
         if count == 0:
             return
         symmetries = rng.integers(0, 8, size=count)

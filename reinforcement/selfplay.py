@@ -40,12 +40,14 @@ class SearchParams:
     resign_disable_fraction: float = 0.05
     temperature_moves: int = 6
     max_game_length: int = 114
+    allow_pass: bool = True
 
     def forest(self, games: int) -> Forest:
         # room for the kept subtree plus one move's new nodes (mcts.Forest.search restarts a tree
         # that would not fit)
         return Forest(games, self.board_size, capacity=4 * self.readouts + 4 * self.num_parallel + 8, komi=self.komi,
-                      c_puct=self.c_puct, max_depth=self.max_game_length, num_parallel=self.num_parallel)
+                      c_puct=self.c_puct, max_depth=self.max_game_length, num_parallel=self.num_parallel,
+                      allow_pass=self.allow_pass)
 
 
 @dataclasses.dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reinforcement.features import PLANES, unpack
+from reinforcement.features import PLANES, apply_symmetry, symmetry_maps, unpack
 
 WINDOW_FILE = "window.npz"
 
@@ -51,9 +51,19 @@ class ReplayWindow:
         order = self.chronological()
         return order[np.concatenate([rng.permutation(self.count) for _ in range(rounds)])[:count]]
 
-    def batch(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(planes (B, 17, N, N) uint8, pi (B, N*N+1), z (B,)) of the positions at `indices`."""
-        return unpack(self.bits[indices], self.board_size), self.pi[indices], self.z[indices]
+    def batch(self, indices: np.ndarray, symmetries: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(planes (B, 17, N, N) uint8, pi (B, N*N+1), z (B,)) of the positions at `indices`, each
+        under its symmetry (features.apply_symmetry: the planes and pi's points move together)."""
+        planes, pi, z = unpack(self.bits[indices], self.board_size), self.pi[indices].copy(), self.z[indices]
+        if symmetries is not None:
+            points = self.board_size * self.board_size
+            for symmetry in np.unique(symmetries):
+                rows = symmetries == symmetry
+                planes[rows] = apply_symmetry(planes[rows], symmetry)
+                moved = np.empty_like(pi[rows][:, :points])
+                moved[:, symmetry_maps(self.board_size)[symmetry]] = pi[rows][:, :points]
+                pi[rows, :points] = moved
+        return planes, pi, z
 
     def chronological(self) -> np.ndarray:
         """Slot indices from the oldest position to the newest."""

@@ -69,19 +69,16 @@ def loss_terms(model: DualNet, planes: torch.Tensor, pi: torch.Tensor, z: torch.
 def train_one_generation(model: DualNet, optimizer: torch.optim.SGD, window: ReplayWindow, cfg: Config,
                          rng: np.random.Generator, step: int, rt: torch_runtime.TorchRuntime,
                          generation: int) -> tuple[int, float, float]:
-    """`examples_per_generation` window positions in batches of `batch_size` (whole batches only,
-    as the reference's input filter); returns (global step, mean policy loss, mean value loss)."""
+    """One generation's training (loop.training_batches: `examples_per_generation` window positions in
+    batches of `batch_size`); returns (global step, mean policy loss, mean value loss)."""
     model.train()
     dtype = next(model.parameters()).dtype
-    batch = cfg.train.batch_size
-    indices = window.sample(cfg.train.examples_per_generation, rng)
-    steps = len(indices) // batch
+    steps = cfg.train.examples_per_generation // cfg.train.batch_size
     policy_sum = torch.zeros((), dtype=torch.float64, device=rt.device)
     value_sum = torch.zeros((), dtype=torch.float64, device=rt.device)
     with progress_bar(cfg.run.progress) as bar:
         task = bar.add_task(f"generation {generation} training", total=steps, status="") if bar else None
-        for index in range(steps):
-            planes, pi, z = window.batch(indices[index * batch:(index + 1) * batch])
+        for planes, pi, z in loop.training_batches(window, cfg, rng):
             for group in optimizer.param_groups:
                 group["lr"] = loop.learning_rate(step, cfg.train.lr_boundaries, cfg.train.lr_rates)
             planes_t, pi_t, z_t = (torch.from_numpy(array).to(rt.device, dtype) for array in (planes, pi, z))
@@ -169,8 +166,8 @@ def main(cfg: Config) -> RunResult:
                                                                   benchmark_games)
                     if benchmark_games.positions:  # evaluation.prediction_rounds=0 skips move prediction
                         run.event(constants.EVAL_MOVE_PREDICTION_ACCURACY, accuracy, {"epoch_num": generation})
-                info(f"generation {generation}: win rate {win_rate:.3f} against {opponent}, "
-                     f"move prediction {accuracy:.3f}")
+                info(f"generation {generation}: win rate {win_rate:.3f} against {opponent}"
+                     + (f", move prediction {accuracy:.3f}" if benchmark_games.positions else ""))
                 reached = run.record_eval(win_rate, generation)
             if cfg.run.checkpoint_every_epochs and generation % cfg.run.checkpoint_every_epochs == 0:
                 save(cfg, model, optimizer, window, generation, step, run.eval_history)

@@ -84,16 +84,13 @@ def make_train_step(model: DualNet, optimizer: Momentum, l2_strength: float):
 
 def train_one_generation(train_step, optimizer: Momentum, window: ReplayWindow, cfg: Config,
                          rng: np.random.Generator, step: int, generation: int) -> tuple[int, float, float]:
-    """`examples_per_generation` window positions in batches of `batch_size` (whole batches only);
-    returns (global step, mean policy loss, mean value loss)."""
-    batch = cfg.train.batch_size
-    indices = window.sample(cfg.train.examples_per_generation, rng)
-    steps = len(indices) // batch
+    """One generation's training (loop.training_batches: `examples_per_generation` window positions in
+    batches of `batch_size`); returns (global step, mean policy loss, mean value loss)."""
+    steps = cfg.train.examples_per_generation // cfg.train.batch_size
     policy_sum, value_sum = 0.0, 0.0
     with progress_bar(cfg.run.progress) as bar:
         task = bar.add_task(f"generation {generation} training", total=steps, status="") if bar else None
-        for index in range(steps):
-            planes, pi, z = window.batch(indices[index * batch:(index + 1) * batch])
+        for planes, pi, z in loop.training_batches(window, cfg, rng):
             optimizer.learning_rate = loop.learning_rate(step, cfg.train.lr_boundaries, cfg.train.lr_rates)
             policy_cost, value_cost = train_step(tf.constant(planes), tf.constant(pi), tf.constant(z))
             step += 1
@@ -174,8 +171,8 @@ def main(cfg: Config) -> RunResult:
                                                                   benchmark_games)
                     if benchmark_games.positions:  # evaluation.prediction_rounds=0 skips move prediction
                         run.event(constants.EVAL_MOVE_PREDICTION_ACCURACY, accuracy, {"epoch_num": generation})
-                info(f"generation {generation}: win rate {win_rate:.3f} against {opponent}, "
-                     f"move prediction {accuracy:.3f}")
+                info(f"generation {generation}: win rate {win_rate:.3f} against {opponent}"
+                     + (f", move prediction {accuracy:.3f}" if benchmark_games.positions else ""))
                 reached = run.record_eval(win_rate, generation)
             if cfg.run.checkpoint_every_epochs and generation % cfg.run.checkpoint_every_epochs == 0:
                 save(cfg, model, optimizer, window, generation, step, run.eval_history)

@@ -157,3 +157,19 @@ def test_noise_keeps_a_distribution_and_pick_move_follows_the_temperature():
     assert mcts.pick_move(visits, 7, 6, rng) == 7  # after the temperature moves: the most visited
     pi = mcts.search_probabilities(visits, 2, 6)
     assert np.isclose(pi.sum(), 1) and pi[7] / pi[3] == pytest.approx(3 ** 0.95, rel=1e-5)
+
+
+def test_without_pass_the_search_reads_the_pass_only_when_nothing_else_is_legal():
+    forest = mcts.Forest(2, 5, capacity=200, allow_pass=False)
+    forest.set_root(0, go.Position(5).play(12).play(25))  # white passed: the pass would be read first
+    full = np.array([1] * 25, np.int8)
+    for index in (6, 8, 16, 18):  # black owns the board but for four single-point eyes
+        full[index] = 0
+    forest.set_root(1, go.Position(5, full, to_play=go.BLACK))
+    forest.search(uniform, 40, np.ones(2, bool), np.random.default_rng(0))
+    assert forest.visits(0)[25] == 0 and forest.visits(0).sum() > 0
+    # black may still fill its own eyes; white has no legal move left but the pass
+    assert forest.visits(1)[25] == 0
+    forest.set_root(1, go.Position(5, full, to_play=go.WHITE))
+    forest.search(uniform, 8, np.array([False, True]), np.random.default_rng(0))
+    assert forest.visits(1)[25] == forest.visits(1).sum() > 0

@@ -167,3 +167,21 @@ def test_move_prediction_of_an_oracle_is_perfect_and_of_uniform_is_not():
     assert with_search.mean() > 0.9
     guesses = evaluation.predict_moves(uniform, replay.positions, replay.moves, readouts=0, num_parallel=2, seed=0)
     assert guesses.mean() < 0.2
+
+
+def test_symmetric_training_batches_move_planes_and_pi_together():
+    """A window position whose pi is one-hot on its only stone: under every symmetry the batch's pi
+    still points at that stone."""
+    from reinforcement.features import PLANES
+    from reinforcement.window import ReplayWindow
+
+    window = ReplayWindow(16, 9)
+    planes = np.zeros((1, PLANES, 9, 9), np.uint8)
+    planes[0, 0, 2, 6] = 1  # one own stone at row 2, column 6
+    pi = np.zeros((1, 82), np.float32)
+    pi[0, 2 * 9 + 6] = 1.0
+    window.add(pack(planes), pi, np.ones(1, np.float32))
+    for symmetry in range(8):
+        batch_planes, batch_pi, _ = window.batch(np.array([0]), np.array([symmetry]))
+        assert int(np.argmax(batch_pi[0])) == int(np.flatnonzero(batch_planes[0, 0].reshape(-1))[0])
+        assert batch_pi[0].sum() == 1.0
