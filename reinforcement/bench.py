@@ -189,8 +189,8 @@ def bench_framework(framework: str, threads: int = 1, games: int = 8, readouts: 
         planes = (rng.random((batch, PLANES, BOARD, BOARD)) < 0.3).astype(np.uint8)
         pi = rng.dirichlet(np.ones(BOARD * BOARD + 1), batch).astype(np.float32)
         z = rng.choice([-1.0, 1.0], batch).astype(np.float32)
-        forward = _rate(lambda: evaluate(planes), batch, seconds)
-        training = _rate(lambda: train_step(planes, pi, z), batch, seconds)
+        forward = _rate(lambda evaluate=evaluate, planes=planes: evaluate(planes), batch, seconds)
+        training = _rate(lambda step=train_step, planes=planes, pi=pi, z=z: step(planes, pi, z), batch, seconds)
         flops = forward_flops(*net)
         result[name] = {"batch": batch, "forward_positions_per_s": forward, "train_positions_per_s": training,
                         "forward_gflops": forward * flops / 1e9, "train_gflops": training * 3 * flops / 1e9}
@@ -234,3 +234,29 @@ def _print(result: dict, frameworks) -> None:
     console.print(table)
     console.print(f"{result['host_cpu']}, {result['cpus']} CPUs, load average {result['load_average_before'][0]:.1f} "
                   f"before, {result['load_average_after'][0]:.1f} after")
+
+
+def untrained_win_rates(framework: str, seeds=range(1, 11), config: str = "smoke") -> dict[int, float]:
+    """The win rate of each seed's initial network (generation 0) in the config's evaluation: what
+    the smoke target must sit far above (README, "Smoke")."""
+    import dataclasses
+    import tempfile
+
+    from harness.runner import load_benchmark_config
+    from reinforcement import loop
+    from reinforcement.workers import Workers
+
+    module = __import__(f"reinforcement.{framework}.model", fromlist=["build_model"])
+    rates = {}
+    with tempfile.TemporaryDirectory() as folder, Workers(framework, 0) as workers:
+        for seed in seeds:
+            cfg = load_benchmark_config("reinforcement", config, [f"run.out_dir={folder}", f"run.seed={seed}"])
+            cfg = dataclasses.replace(cfg, evaluation=dataclasses.replace(cfg.evaluation, prediction_rounds=0))
+            model = module.build_model(cfg.game.board_size, cfg.model.filters, cfg.model.blocks, cfg.model.fc_width, seed)
+            if framework == "pytorch":
+                from reinforcement.pytorch.model import numpy_weights
+            else:
+                from reinforcement.tensorflow.convert import torch_weights as numpy_weights
+            network = loop.export_network(cfg, framework, 0, numpy_weights(model))
+            rates[seed] = loop.evaluate_network(workers, cfg, network, 0, seed, loop.BenchmarkGames((), ()))[0]
+    return rates

@@ -93,3 +93,22 @@ def test_an_existing_log_is_kept_not_overwritten(tmp_path):
     _simulate(_config(tmp_path), [0.9], max_epochs=2)
     assert (tmp_path / "mllog.txt.previous-1").read_text() == "a user's earlier log\n"
     assert _keys(tmp_path / "mllog.txt")[-1] == "run_stop"
+
+
+def test_a_benchmarks_own_event_names_the_callers_line(tmp_path):
+    """TrainingRun.event: a point event the benchmark logs itself (minigo's games per generation),
+    with the file and line of the call, not of the lifecycle."""
+    cfg = _config(tmp_path)
+    run = TrainingRun(cfg, benchmark="ncf")
+    run.init_start()
+    run.log_hyperparameters(hyperparameters(cfg), global_batch_size=256, train_samples=1000, eval_samples=100)
+    run.start()
+    for epoch in run.epochs(1):
+        run.event("actual_selfplay_games_per_generation", 64, {"epoch_num": epoch})  # the line checked below
+        line = __import__("inspect").currentframe().f_lineno - 1
+    run.stop()
+    records = [json.loads(text[9:]) for text in (tmp_path / "mllog.txt").read_text().splitlines()]
+    event = next(r for r in records if r["key"] == "actual_selfplay_games_per_generation")
+    assert event["value"] == 64 and event["event_type"] == "POINT_IN_TIME"
+    assert event["metadata"]["epoch_num"] == 1 and event["metadata"]["lineno"] == line
+    assert event["metadata"]["file"].endswith("test_lifecycle.py")

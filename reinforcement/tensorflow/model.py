@@ -73,7 +73,10 @@ class DualNet(keras.Model):
         points = board_size * board_size
         self.conv_in = _conv(filters, 3, "conv_in", dtype)
         self.bn_in = BatchNorm(name="bn_in", dtype=dtype)
-        self.tower = [ResidualBlock(filters, dtype=dtype, name=f"tower_{index}") for index in range(blocks)]
+        # a Sequential, not a Python list: tf.train.Checkpoint (harness.tf_runtime) does not follow a
+        # Keras 3 model's list attributes, and would miss the blocks' batch norm statistics
+        self.tower = keras.Sequential([ResidualBlock(filters, dtype=dtype, name=f"tower_{index}")
+                                       for index in range(blocks)], name="tower")
         self.policy_conv = _conv(2, 1, "policy_conv", dtype)
         self.policy_bn = BatchNorm(center=False, scale=False, name="policy_bn", dtype=dtype)
         self.policy_fc = keras.layers.Dense(points + 1, name="policy_fc", dtype=dtype)
@@ -89,8 +92,7 @@ class DualNet(keras.Model):
 
     def call(self, planes, training=False):
         x = ops.relu(self.bn_in(self.conv_in(planes), training=training))
-        for block in self.tower:
-            x = block(x, training=training)
+        x = self.tower(x, training=training)
         points = self.board_size * self.board_size
         policy = ops.relu(self.policy_bn(self.policy_conv(x), training=training))
         logits = self.policy_fc(ops.reshape(policy, (-1, 2 * points)))
@@ -101,7 +103,7 @@ class DualNet(keras.Model):
     def layers_by_torch_name(self) -> dict[str, keras.layers.Layer]:
         """Each layer under its PyTorch module name (weights.py), for the converter."""
         named = {"conv_in": self.conv_in, "bn_in": self.bn_in}
-        for index, block in enumerate(self.tower):
+        for index, block in enumerate(self.tower.layers):
             for part in ("conv1", "bn1", "conv2", "bn2"):
                 named[f"tower.{index}.{part}"] = getattr(block, part)
         for name in ("policy_conv", "policy_bn", "policy_fc", "value_conv", "value_bn", "value_fc1", "value_fc2"):

@@ -173,3 +173,14 @@ def test_without_pass_the_search_reads_the_pass_only_when_nothing_else_is_legal(
     forest.set_root(1, go.Position(5, full, to_play=go.WHITE))
     forest.search(uniform, 8, np.array([False, True]), np.random.default_rng(0))
     assert forest.visits(1)[25] == forest.visits(1).sum() > 0
+
+
+def test_the_search_and_self_play_run_on_19x19():
+    """The board size is a config value: 19x19 (362 moves, MAX_DEPTH 506) goes through the same kernels."""
+    from reinforcement import selfplay
+
+    assert go.max_game_length(19) == 506
+    params = selfplay.SearchParams(board_size=19, readouts=4, num_parallel=2, max_game_length=6,
+                                   dirichlet_alpha=mcts.dirichlet_alpha(19), temperature_moves=30)
+    result = selfplay.play_games(uniform, params, 2, seed=0)
+    assert all(len(game.moves) == 6 and game.examples.pi.shape == (6, 362) for game in result.games)
