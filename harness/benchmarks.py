@@ -97,7 +97,7 @@ BENCHMARKS = {b.key: b for b in (
     Benchmark("object_detection", "maskrcnn", "Mask R-CNN (ResNet-50 FPN) on COCO 2017", subfolder="maskrcnn"),
     Benchmark("translation", "transformer", "Transformer (big) on WMT17 En-De", subfolder="transformer"),
     Benchmark("translation", "gnmt", "GNMT on WMT16 En-De", subfolder="gnmt"),
-    Benchmark("reinforcement", "minigo", "Minigo on 9x9 Go", built=False),
+    Benchmark("reinforcement", "minigo", "Minigo on 9x9 Go"),
     Benchmark("speech_recognition", "deepspeech2", "DeepSpeech2 on LibriSpeech"),
 )}
 

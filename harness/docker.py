@@ -99,14 +99,24 @@ def frameworks_for_wheelhouse(framework: str) -> tuple[str, ...]:
     return STAGE_ORDER[:STAGE_ORDER.index(framework) + 1]
 
 
-def requirements(framework: str, accelerator: str = "cpu") -> list[str]:
-    """What the image of `framework` installs for `accelerator`: `pip install .[framework]`'s pins,
-    tensorflow-cpu swapped for tensorflow[and-cuda] on cuda, read from pyproject.toml by the same
-    code the image build runs (docker/install_requirements.py), so the two never disagree."""
+def requirements(framework: str, accelerator: str = "cpu", folder: str | None = None) -> list[str]:
+    """What the image of `framework` installs for `accelerator`: `pip install .[framework]`'s pins
+    (plus `.[folder]`, a benchmark folder's own extra, where `folder` names one), tensorflow-cpu
+    swapped for tensorflow[and-cuda] on cuda, read from pyproject.toml by the same code the image
+    build runs (docker/install_requirements.py), so the two never disagree."""
     _check_framework(framework)
     _check_accelerator(accelerator)
     script = runpy.run_path(str(REPO_ROOT / "docker" / "install_requirements.py"))
-    return script["requirements"](REPO_ROOT / "pyproject.toml", framework, accelerator)
+    groups = f"{framework},{folder}" if folder else framework
+    return script["requirements"](REPO_ROOT / "pyproject.toml", groups, accelerator)
+
+
+def folder_extra(bench) -> str | None:
+    """The benchmark folder's own extra (its field tools: numba, pycocotools, ...) where it lists any."""
+    import tomllib
+
+    extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"].get("optional-dependencies", {})
+    return bench.folder if extras.get(bench.folder) else None
 
 
 def accelerator_for_base(base_image: str | None, labels: Mapping[str, str] | None = None) -> str:
@@ -154,8 +164,10 @@ def base_platform(base_image: str) -> tuple[str, tuple[int, int]]:
 
 def download_wheelhouse(dest: str | os.PathLike = WHEELHOUSE_DIR,
                         frameworks: Sequence[str] = FRAMEWORKS, *, python: str = DEFAULT_IMAGE_PYTHON,
-                        glibc: tuple[int, int] = DEFAULT_IMAGE_GLIBC, accelerator: str = "cpu") -> list[Path]:
-    """Download, on the host, every wheel the images of `frameworks` install: dest/<framework>/.
+                        glibc: tuple[int, int] = DEFAULT_IMAGE_GLIBC, accelerator: str = "cpu",
+                        extra: str | None = None) -> list[Path]:
+    """Download, on the host, every wheel the images of `frameworks` install, with the benchmark
+    folder's own extra `extra` where it has one: dest/<framework>/.
 
     Uses the host's pip and its configuration (index, find-links), asking for the images'
     platform, not the host's: CPython `python`, manylinux up to `glibc`, this machine's CPU
@@ -172,7 +184,7 @@ def download_wheelhouse(dest: str | os.PathLike = WHEELHOUSE_DIR,
         folder = dest / framework
         folder.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "pip", "download", "--dest", str(folder), *platform_arguments,
-                   "--progress-bar", "off", "--quiet", *requirements(framework, accelerator)]
+                   "--progress-bar", "off", "--quiet", *requirements(framework, accelerator, extra)]
         started = time.monotonic()
         complete = subprocess.run(command + ["--no-index", "--find-links", str(folder)],
                                   capture_output=True).returncode == 0
@@ -240,7 +252,7 @@ def build_image(benchmark: str, framework: str, *, base_image: str | None = None
     if wheelhouse:
         python, glibc = base_platform(base)
         download_wheelhouse(WHEELHOUSE_DIR, frameworks_for_wheelhouse(framework), python=python, glibc=glibc,
-                            accelerator=accelerator)
+                            accelerator=accelerator, extra=folder_extra(bench))
     command = build_command(dockerfile, framework, tag, base_image=base_image, accelerator=accelerator,
                             wheelhouse=wheelhouse)
     environment = _build_environment()

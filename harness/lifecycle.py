@@ -235,6 +235,11 @@ class TrainingRun:
         yield
         self.logger.end(key=constants.EVAL_STOP, value=epoch, metadata={"epoch_num": epoch}, stack_offset=3)
 
+    def event(self, key: str, value: Any, metadata: dict | None = None) -> None:
+        """A point event of the benchmark's own (minigo's games per generation, a second quality
+        figure); `key` from the constants module, the log names the caller's file and line."""
+        self.logger.event(key=key, value=value, metadata=metadata)
+
     def record_eval(self, value: float | Mapping[str, float], epoch: int) -> bool:
         """Log eval_accuracy; True when it meets the target (direction from the rules) and the run
         should stop there (`run.stop_at_target`). Where the rules' quality has components (Mask

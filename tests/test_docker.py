@@ -243,3 +243,19 @@ def test_container_trains_the_smoke_config_to_a_compliant_log(engine, framework,
     assert run_stop["metadata"][constants.STATUS] == "success"
     benchmark = next(event for event in events if event["key"] == constants.SUBMISSION_BENCHMARK)
     assert benchmark["value"] == "ncf"
+
+
+def test_a_folder_with_its_own_tools_installs_its_extra_too():
+    """reinforcement/ needs numba, sgfmill and open-spiel beside the framework: its images install
+    `framework,reinforcement` and the wheelhouse downloads the same."""
+    import tomllib
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    both = docker.requirements("pytorch", "reinforcement")
+    assert both == project["dependencies"] + project["optional-dependencies"]["pytorch"] + \
+        project["optional-dependencies"]["reinforcement"]
+    assert docker._folder_extra(BENCHMARKS["minigo"]) == "reinforcement"
+    assert docker._folder_extra(BENCHMARKS["ncf"]) is None  # an empty extra adds nothing
+    text = (REPO_ROOT / "reinforcement" / "Dockerfile").read_text()
+    for framework in FRAMEWORKS:
+        assert f"install_requirements.py /tmp/build/pyproject.toml {framework},reinforcement /wheels" in text

@@ -113,3 +113,22 @@ def test_an_explicit_eval_schedule_shapes_the_blocks(tmp_path):
     records = [json.loads(line[9:]) for line in (tmp_path / "mllog.txt").read_text().splitlines()]
     blocks = [(r["metadata"]["first_epoch_num"], r["metadata"]["epoch_count"]) for r in records if r["key"] == "block_start"]
     assert blocks == [(1, 3), (4, 2), (6, 1), (7, 2)]
+
+
+def test_a_benchmarks_own_event_names_the_callers_line(tmp_path):
+    """TrainingRun.event: a point event the benchmark logs itself (minigo's games per generation),
+    with the file and line of the call, not of the lifecycle."""
+    cfg = _config(tmp_path)
+    run = TrainingRun(cfg, benchmark="ncf")
+    run.init_start()
+    run.log_hyperparameters(hyperparameters(cfg), global_batch_size=256, train_samples=1000, eval_samples=100)
+    run.start()
+    for epoch in run.epochs(1):
+        run.event("actual_selfplay_games_per_generation", 64, {"epoch_num": epoch})  # the line checked below
+        line = __import__("inspect").currentframe().f_lineno - 1
+    run.stop()
+    records = [json.loads(text[9:]) for text in (tmp_path / "mllog.txt").read_text().splitlines()]
+    event = next(r for r in records if r["key"] == "actual_selfplay_games_per_generation")
+    assert event["value"] == 64 and event["event_type"] == "POINT_IN_TIME"
+    assert event["metadata"]["epoch_num"] == 1 and event["metadata"]["lineno"] == line
+    assert event["metadata"]["file"].endswith("test_lifecycle.py")

@@ -218,3 +218,13 @@ MIN_SELFPLAY_GAMES_PER_GENERATION = "min_selfplay_games_per_generation"
 # Translation (Transformer, GNMT): sacrebleu's signature of the BLEU that eval_accuracy reports,
 # logged once per run (STYLE.md, "Results carry their signature"); mlperf-logging ignores it.
 EVAL_METRIC_SIGNATURE = "eval_metric_signature"
+# Minigo on 9x9 (this suite's reference: the board, the network and the evaluation that the
+# quality target depends on; eval_move_prediction_accuracy is the v0.5 reference's own figure).
+GO_BOARD_SIZE = "go_board_size"
+GO_KOMI = "go_komi"
+MODEL_FILTERS = "model_filters"
+MODEL_RESIDUAL_BLOCKS = "model_residual_blocks"
+EVAL_OPPONENT = "eval_opponent"
+EVAL_GAMES = "eval_games"
+EVAL_READOUTS = "eval_readouts"
+EVAL_MOVE_PREDICTION_ACCURACY = "eval_move_prediction_accuracy"

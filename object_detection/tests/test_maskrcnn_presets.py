@@ -31,7 +31,8 @@ def test_resize_is_the_references_get_size(size, expected):
     assert augment.maskrcnn_resized_size(*size, 800, 1333) == expected
 
 
-def test_pasted_masks_are_torchvisions(rng=np.random.default_rng(0)):
+def test_pasted_masks_are_torchvisions():
+    rng = np.random.default_rng(0)
     probabilities = rng.random((30, 28, 28))
     # boxes reaching outside the image and tiny ones (torchvision fails on a box wholly outside it;
     # detections never are, being clipped to the image)
