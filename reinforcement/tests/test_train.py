@@ -150,3 +150,21 @@ def test_worker_processes_play_what_one_process_plays(framework, minigo_data, tm
     a = np.load(tmp_path / "one" / "models" / "generation-0001.npz")
     b = np.load(tmp_path / "two" / "models" / "generation-0001.npz")
     assert all(np.array_equal(a[name], b[name]) for name in a.files)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_smoke_config_reaches_its_target_with_a_compliant_log(framework, minigo_data, tmp_path):
+    """The smoke config itself, seed 1 (README.md, "Smoke": every seed of the 10-seed sweeps of both
+    frameworks reached it), with its worker processes: the target, a log our smoke rules pass
+    entirely, and mlperf-logging's rules failing only on the target and the 8192-games minimum."""
+    cfg = load_benchmark_config("reinforcement", "smoke", [f"run.data_dir={minigo_data}", f"run.out_dir={tmp_path / 'run'}",
+                                                            "run.seed=1", "run.progress=false"])
+    result = train_main(framework)(cfg)
+    assert result.status == "success" and result.quality >= 0.4
+    log = Path(result.log_file)
+    assert check_log(str(log), "mlbench-1.0.0-smoke").errors == []
+    allowed = ("eval_accuracy", "min_selfplay_games_per_generation", "actual_selfplay_games_per_generation",
+               "v['value'] == 8192", "v['value'] >= 8192", "FAILED")
+    failures = mlperf_failures(log, tmp_path)
+    assert all(any(word in line for word in allowed) for line in failures), failures
