@@ -12,6 +12,7 @@ overrides leave alone is the reference's and is logged as the closed division as
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -59,7 +60,8 @@ def ten_reference_runs_package(framework: str, data: Path, tmp_path: Path, *over
     for log in logs:
         result = check_log(str(log), "mlbench-1.0.0")
         assert result.unusable is None and result.division == "open", result.verdict()
-        # our checker: nothing but the target (a network of one short generation loses to the heuristic player)
+        # our checker: nothing but the target, which most runs miss (one 4-game generation seldom
+        # beats the heuristic player; a 2-game evaluation is won now and then)
         assert [f.format(str(log)) for f in result.errors
                 if not (f.key == constants.EVAL_ACCURACY and f.wanted.startswith("an evaluation reaching"))] == []
         seeds.add(result.seed)
@@ -77,9 +79,12 @@ def ten_reference_runs_package(framework: str, data: Path, tmp_path: Path, *over
     (organisation,) = find_organisations(tmp_path / "submission")
     report = check_organisation(organisation, "mlbench-1.0.0")
     assert report.runs_checked == RUNS
+    # (a result file's line names its first error, which is the target: the only one, checked above;
+    # then the count of failed runs, an error or, for one run, a warning under olympic scoring)
     assert [problem for problem in report.problems
             if "eval_accuracy: wanted an evaluation reaching" not in problem[2]
-            and not problem[2].startswith(f"{RUNS} runs failed")] == []
+            and not re.fullmatch(r"\d+ runs failed; at most \d+ may", problem[2])
+            and "failed run accepted under olympic scoring" not in problem[2]] == []
 
 
 @pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
