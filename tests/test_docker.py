@@ -254,6 +254,37 @@ def test_container_trains_the_smoke_config_to_a_compliant_log(engine, framework,
     assert benchmark["value"] == "ncf"
 
 
+
+OTHER_BUILT = [b.key for b in BENCHMARKS.values() if b.built and b.key != "ncf"]
+
+
+@pytest.mark.docker
+@pytest.mark.timeout(3600)
+@pytest.mark.parametrize("framework", docker.STAGE_ORDER)
+@pytest.mark.parametrize("key", OTHER_BUILT)
+def test_each_benchmark_image_trains_its_smoke_config(engine, key, framework, tmp_path):
+    """BENCHMARK_DONE point 10 for every other benchmark: its image, built offline (--wheelhouse) on the
+    CPU base, trains the smoke config on freshly generated tiny data to the target, and the log it
+    writes to the mounted results folder passes the smoke rules (NCF: the test above, in more detail)."""
+    bench = BENCHMARKS[key]
+    data = tmp_path / "data"
+    made = subprocess.run([sys.executable, "-m", "harness", "data", key, "--tiny", "--data-dir", str(data)],
+                          cwd=REPO_ROOT, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr[-3000:]
+    try:
+        tag = docker.build_image(key, framework, base_image=docker.CPU_BASE_IMAGE, wheelhouse=True)
+        results = tmp_path / "results"
+        exit_code = docker.run_image(key, framework, data_dir=data, results_dir=results, gpus="none",
+                                     extra_args=["--config", "smoke", "--set", "run.progress=false"])
+        assert exit_code == 0, tag
+        logs = sorted(results.glob(f"*/results/*-{framework}/{key}/result_*.txt"))
+        assert len(logs) == 1, sorted(str(path) for path in results.rglob("*"))
+        check = subprocess.run([sys.executable, "-m", "compliance", "check", str(logs[0]),
+                                "--ruleset", "mlbench-1.0.0-smoke"], cwd=REPO_ROOT, capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+    finally:
+        docker.remove_images(bench.name)  # a vfs engine copies every layer: keep the disk for the next one
+
 def test_a_folder_with_its_own_tools_installs_its_extra_too():
     """reinforcement/ needs numba, sgfmill and open-spiel beside the framework: its images install
     `framework,reinforcement` and the wheelhouse downloads the same."""
