@@ -155,23 +155,10 @@ def test_the_untrained_model_scores_about_one(tiny_librispeech, framework):
     """The smoke target (0.5) sits far below what the untrained REDUCED model scores on the held-out
     voices: about 1.0 (it emits blanks or noise: all deletions, or as many errors as words)."""
     from compliance.spec import benchmark_spec
-    from speech_recognition.batches import BatchSource
-    from speech_recognition.dataset import load_splits
+    from speech_recognition.untrained_wer import untrained_wer
 
     cfg = smoke_config(tiny_librispeech, Path("unused"))
-    source = BatchSource(load_splits(tiny_librispeech, cfg.data.eval_splits), 25, training=False)
-    if framework == "pytorch":
-        from harness.torch_runtime import TorchRuntime
-        from speech_recognition.pytorch.model import build_model
-        from speech_recognition.pytorch.train import evaluate
-
-        rt = TorchRuntime(rank=0, world_size=1, local_rank=0, device=__import__("torch").device("cpu"), amp_dtype=None)
-        wer = evaluate(build_model(cfg.model, seed=1), source, rt)
-    else:
-        from speech_recognition.tensorflow.model import build_model
-        from speech_recognition.tensorflow.train import evaluate, make_best_path_fn
-
-        wer = evaluate(make_best_path_fn(build_model(cfg.model, seed=1)), source)
+    wer = untrained_wer(cfg, framework, seed=1)  # the model a seed-1 run starts from, scored by train.py's evaluate
     target = benchmark_spec(cfg.ruleset, cfg.benchmark).quality_target
     assert 0.9 <= wer <= 3.0 and target <= wer / 2, (wer, target)
 
