@@ -172,11 +172,11 @@ def test_the_training_losses_agree_in_float64(float64_pair, tiny_coco):
         image, target = transform(train.load_image(index), train.records[index], augment.sample_rng(1, 1, index))
         target["sample_key"] = torch.tensor(augment.sample_key(1, 1, index))
         images.append(image.double())
-        targets.append(target)
+        targets.append({**target, "boxes": target["boxes"].double()})  # float64 on both sides
     torch_model.train()
     try:
         with torch.no_grad():
-            theirs = torch_model(images, [{**t, "boxes": t["boxes"].double()} for t in targets])
+            theirs = torch_model(images, targets)
     finally:
         torch_model.eval()
     ours = keras_model.losses(*padded_batch(images, targets))
