@@ -39,6 +39,7 @@ from object_detection.presets_pytorch import MaskRCNNEval, MaskRCNNTrain
 REFERENCE = load_config(Config, "object_detection/maskrcnn/configs/reference.yaml")
 SMOKE = load_config(Config, "object_detection/maskrcnn/configs/smoke.yaml")
 REFERENCE_PARAMETERS = 44_347_573  # Mask R-CNN R-50-FPN for COCO's 80 categories + background
+SMOKE_PARAMETERS = 1_794_819  # the REDUCED smoke network for the tiny COCO's 5 categories + background
 
 
 def nhwc(tensor: torch.Tensor) -> tf.Tensor:
@@ -123,6 +124,7 @@ def float64_pair():
 
 def test_the_reduced_network_is_the_same_function_in_float64(float64_pair):
     torch_model, keras_model = float64_pair
+    assert count_parameters(torch_model) == convert.parameter_count(keras_model) == SMOKE_PARAMETERS
     images = torch.randn(2, 3, 128, 192, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 50
     images[1, :, 100:], images[1, :, :, 150:] = 0, 0  # the second image is 100 x 150, padded
     sizes = [(128, 192), (100, 150)]
