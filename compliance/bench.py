@@ -6,9 +6,9 @@
 Three measurements, each on a log written by `compliance.synth` (this suite's writer) that both
 checkers accept:
 1. speed: a `lines`-line training-0.7.0 ResNet log, checked in this process by this checker and by
-   mlperf-logging 4.1.68's `mlp_compliance`, the same number of times (`rounds`), in alternating
-   order (ours first in even rounds, theirs first in odd ones), the page cache warm (the log was
-   just written and read once before the first round). Each round gives a paired ratio (their time
+   mlperf-logging 4.1.68's `mlp_compliance`, timed by `harness.paired_timing.compare` as every
+   bench is: the same number of times (`rounds`), in alternating order (A B, B A, ...), the page
+   cache warm (the log was just written and read once before the first round). Each round gives a paired ratio (their time
    over ours); the headline is the median of the paired CPU-time ratios (CPU time, because the
    wall clock of a shared machine measures the neighbours too), with the wall-time one beside it;
 2. memory: peak resident memory of a fresh `python -m compliance check` on a `memory_lines`-line
@@ -35,6 +35,7 @@ from typing import Any
 from compliance.checker import check_log
 from compliance.logparse import FAST_JSON
 from compliance.synth import write_log
+from harness import paired_timing  # the one timing method of every bench (only the bench needs harness)
 
 RULESET = "training-0.7.0"
 
@@ -63,41 +64,48 @@ def _mlperf_logging() -> Callable[[Path], bool] | None:
     return check
 
 
-def _timed(check: Callable[[Path], bool], path: Path) -> tuple[float, float, bool]:
-    cpu, wall = time.process_time(), time.perf_counter()
-    verdict = check(path)
-    return time.process_time() - cpu, time.perf_counter() - wall, verdict
+def _with_wall_time(check: Callable[[Path], bool], path: Path) -> Callable[[], tuple[bool, float]]:
+    """A call of `check` on `path` that returns its verdict and its own wall seconds (the paired
+    timing's clock is the CPU clock)."""
+    def call() -> tuple[bool, float]:
+        began = time.perf_counter()
+        verdict = check(path)
+        return verdict, time.perf_counter() - began
+
+    return call
 
 
 def compare_checkers(path: Path, rounds: int) -> dict[str, Any]:
-    """Both checkers on `path`, `rounds` times each, alternating; medians and paired ratios.
+    """Both checkers on `path`, `rounds` times each, timed by harness.paired_timing (alternating
+    rounds, median of the paired ratios) on the CPU clock, the wall time of every call beside it.
 
     Returns per-side median CPU and wall seconds, both verdicts, and the median of the per-round
     ratios theirs/ours (CPU and wall), or only our side when mlperf-logging is not installed.
     """
     theirs = _mlperf_logging()
-    path.read_bytes()  # warm page cache for both
-    ours_runs, their_runs = [], []
-    for index in range(rounds):
-        if theirs is not None and index % 2:
-            their_runs.append(_timed(theirs, path))
-        ours_runs.append(_timed(_ours, path))
-        if theirs is not None and not index % 2:
-            their_runs.append(_timed(theirs, path))
+    path.read_bytes()  # the page cache warm for both: the rounds time checking, not the disk
+    candidates = {"ours": _with_wall_time(_ours, path)}
+    if theirs is not None:
+        candidates["mlperf_logging"] = _with_wall_time(theirs, path)
+    timing = paired_timing.compare(candidates, rounds=rounds, work_per_call=1, unit="logs", warmup=0,
+                                   state="warm", clock=time.process_time)
+    walls = {name: [wall for _, wall in timing.returned[name]] for name in candidates}
     numbers: dict[str, Any] = {
         "rounds": rounds,
-        "ours_cpu_s": statistics.median(r[0] for r in ours_runs),
-        "ours_wall_s": statistics.median(r[1] for r in ours_runs),
-        "ours_compliant": all(r[2] for r in ours_runs),
+        "order": timing.order,
+        "ours_cpu_s": timing.median_seconds("ours"),
+        "ours_wall_s": statistics.median(walls["ours"]),
+        "ours_compliant": all(verdict for verdict, _ in timing.returned["ours"]),
     }
     if theirs is not None:
+        wall_ratios = [t / o for o, t in zip(walls["ours"], walls["mlperf_logging"], strict=True)]
         numbers.update({
-            "mlperf_cpu_s": statistics.median(r[0] for r in their_runs),
-            "mlperf_wall_s": statistics.median(r[1] for r in their_runs),
-            "mlperf_compliant": all(r[2] for r in their_runs),
-            "speedup_cpu": statistics.median(t[0] / o[0] for o, t in zip(ours_runs, their_runs, strict=True)),
-            "speedup_wall": statistics.median(t[1] / o[1] for o, t in zip(ours_runs, their_runs, strict=True)),
-            "speedup_cpu_per_round": [t[0] / o[0] for o, t in zip(ours_runs, their_runs, strict=True)],
+            "mlperf_cpu_s": timing.median_seconds("mlperf_logging"),
+            "mlperf_wall_s": statistics.median(walls["mlperf_logging"]),
+            "mlperf_compliant": all(verdict for verdict, _ in timing.returned["mlperf_logging"]),
+            "speedup_cpu": timing.ratio("ours", "mlperf_logging"),
+            "speedup_wall": statistics.median(wall_ratios),
+            "speedup_cpu_per_round": timing.round_ratios("ours", "mlperf_logging"),
         })
     return numbers
 

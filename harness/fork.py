@@ -143,6 +143,15 @@ def fork_tasks(benchmark: Benchmark, source: Path = REPO_ROOT) -> str:
     return text
 
 
+def fork_dockerfile(benchmark: Benchmark, source: Path = REPO_ROOT) -> str:
+    """The benchmark's Dockerfile as the fork needs it: the fork's `invoke train` takes no benchmark
+    argument (its tasks.py has the one benchmark as DEFAULT_BENCHMARK), so the entrypoints drop it."""
+    text = (source / benchmark.name / "Dockerfile").read_text(encoding="utf-8")
+    monorepo = f'ENTRYPOINT ["invoke", "train", "{benchmark.name}", '
+    assert text.count(monorepo) == 2, f"{benchmark.name}/Dockerfile: not one entrypoint per framework"
+    return text.replace(monorepo, 'ENTRYPOINT ["invoke", "train", ')
+
+
 def fork_dockerignore(benchmark: Benchmark) -> str:
     allowed = ["pyproject.toml", "tasks.py", FORK_FILE, "harness/", "compliance/"]
     allowed += [pattern for pattern in benchmark_paths(benchmark) if not pattern.endswith("tests/")]
@@ -296,6 +305,7 @@ def fork_benchmark(name: str, dest: str | os.PathLike, *, allow_uncommitted: boo
     (target / "pyproject.toml").write_text(fork_pyproject(benchmark, source), encoding="utf-8")
     (target / "tasks.py").write_text(fork_tasks(benchmark, source), encoding="utf-8")
     (target / ".dockerignore").write_text(fork_dockerignore(benchmark), encoding="utf-8")
+    (target / benchmark.name / "Dockerfile").write_text(fork_dockerfile(benchmark, source), encoding="utf-8")
     (target / FORK_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     (target / "README.md").write_text(fork_readme(benchmark, record), encoding="utf-8")
     if init_git:

@@ -55,8 +55,9 @@ def train(benchmark: str, framework: str, config: str = "smoke", *, runs: int = 
         info(f"[bold]{bench.key}[/] {framework} config={config} run {index + 1}/{runs} seed={run_options.seed}")
         cpu_before = _cpu_seconds()
         result = main(run_cfg)
-        # CPU time (all threads of this process) beside the wall time: on a loaded machine it is the
-        # fairer measure of what the run costs (smoke calibrations quote both)
+        # CPU time (all threads of this process and of the child processes it has waited for, e.g. a
+        # benchmark's worker pool closed at the end of the run) beside the wall time: on a loaded
+        # machine it is the fairer measure of what the run costs (smoke calibrations quote both)
         info(f"  {result.status}: quality {result.describe_quality()} in "
              f"{result.time_to_train_minutes:.2f} min ({(_cpu_seconds() - cpu_before) / 60:.2f} CPU-min for the "
              f"whole run), {result.epochs} epochs; log {result.log_file}")
@@ -65,8 +66,8 @@ def train(benchmark: str, framework: str, config: str = "smoke", *, runs: int = 
 
 
 def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return sum(usage.ru_utime + usage.ru_stime
+               for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def _write_system_description(path: Path, system_name: str, cfg, framework: str) -> None:

@@ -296,6 +296,7 @@ def _synthesize_split(data_dir: Path, split: str, seed: int) -> int:
     count = 0
     for speaker in TINY_SPLITS[split]:
         rng = np.random.default_rng([seed, speaker.reader])
+        synth.seed(seed * 1000 + speaker.reader)  # the breath noise of f2, f3, f5 ... (synth.py): reproducible
         chapter = 1000 + speaker.reader
         folder = data_dir / CORPUS_DIR / split / str(speaker.reader) / str(chapter)
         lines = []

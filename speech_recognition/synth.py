@@ -10,7 +10,9 @@ pitch 0-100), `espeak_Synth` and `espeak_Synchronize`. Output is mono 16-bit PCM
 The library keeps global state, so one `Synthesizer` per process, and calls are serialized. That state
 carries over from one synthesis to the next (the same text twice gives slightly different audio), so
 the same sequence of calls reproduces its audio only from a freshly loaded library: dataset.make_tiny
-synthesizes in a new process.
+synthesizes in a new process. Voice variants with breath noise (en-us+f2, en+f3, en-us+f5, ...) also draw
+from eSpeak NG's own random generator, which `espeak_Initialize` seeds from the clock: `seed()` sets it
+(`espeak_ng_SetRandSeed`), or those voices differ from one process to the next.
 """
 
 from __future__ import annotations
@@ -65,6 +67,12 @@ class Synthesizer:
 
         self._callback = _CALLBACK(collect)  # kept referenced: the library holds the pointer
         self._lib.espeak_SetSynthCallback(self._callback)
+        self._lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+
+    def seed(self, value: int) -> None:
+        """Seed eSpeak NG's random generator (breath noise); without it the clock seeds it."""
+        with self._lock:
+            self._lib.espeak_ng_SetRandSeed(int(value))
 
     def synthesize(self, text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50) -> np.ndarray:
         with self._lock:

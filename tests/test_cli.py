@@ -28,7 +28,6 @@ def _one_line_error(completed, *fragments):
 
 @pytest.mark.parametrize("args, fragments", [
     (["train", "nosuch"], ["unknown benchmark 'nosuch'"]),
-    (["train", "reinforcement"], ["not built yet"]),
     (["train", "object_detection"], ["'object_detection' holds 2 benchmarks", "ssd (object_detection/ssd)",
                                      "maskrcnn (object_detection/maskrcnn)"]),
     (["train", "recommendation", "--config", "missing.yaml"], ["missing.yaml", "no such config file"]),

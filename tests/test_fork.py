@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -197,6 +198,10 @@ def test_each_fork_makes_its_tiny_data_and_imports_only_itself(key, tmp_path):
     strays = python_in(fork, "-c", IMPORT_CHECK, packages)
     assert strays.returncode == 0, strays.stderr[-2000:]
     assert json.loads(strays.stdout) == [], f"{key}: modules loaded from outside the fork"
+    # the image's entrypoint is the fork's `invoke train`, which takes no benchmark argument
+    entrypoints = re.findall(r'^ENTRYPOINT (\[.*?\])$', (fork / benchmark.name / "Dockerfile").read_text().replace("\\\n", ""),
+                             re.MULTILINE | re.DOTALL)
+    assert [json.loads(entry)[:3] for entry in entrypoints] == [["invoke", "train", "--framework"]] * 2
 
 
 def test_the_ncf_fork_trains_to_target_and_matches_the_monorepo(ncf_fork, tmp_path):

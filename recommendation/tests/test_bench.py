@@ -3,6 +3,8 @@ themselves (same repeats, alternating rounds, median of paired ratios) are tests
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from harness.config import load_config
@@ -68,3 +70,29 @@ def test_preprocessing_meets_its_bar_on_ml20m_sized_data(tmp_path):
     machine does not inflate (the wall time is in the result too)."""
     result = preprocessing_speed(ML20M_RATINGS, workdir=tmp_path, rounds=1)
     assert result["cold"]["ratings_per_cpu_second"] >= PREPROCESSING_BAR, result["cold"]
+
+
+def test_training_and_eval_rates_are_samples_over_the_time_they_took(monkeypatch):
+    """A fake clock (time.perf_counter) that advances a microsecond per sample the model computes: a
+    rate that counted samples outside the timed region, timed the warm-up, or extrapolated wrongly
+    would differ from 10^6 samples/s (the TensorFlow side: tests/test_tensorflow.py)."""
+    import recommendation.pytorch.throughput as throughput
+    from recommendation.pytorch.model import NeuMF
+
+    clock = {"now": 1000.0}
+    forward = NeuMF.forward
+
+    def costly_forward(self, users, items):
+        clock["now"] += len(users) * 1e-6
+        return forward(self, users, items)
+
+    monkeypatch.setattr(NeuMF, "forward", costly_forward)
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
+    cfg = _small_config()
+    training = throughput.pytorch_throughput(cfg, steps=2, warmup_steps=1, global_batch_size=512, n_users=100,
+                                             n_items=50)
+    assert training["samples_per_second"] == pytest.approx(1e6, rel=1e-9)
+    evaluation = throughput.pytorch_eval_time(cfg, users=20, n_users=100, n_items=50, negatives=9)
+    assert evaluation["scores_per_second"] == pytest.approx(1e6, rel=1e-9)
+    # every one of the 100 users scores 10 items at the measured cost
+    assert evaluation["extrapolated"] and evaluation["all_users_seconds"] == pytest.approx(100 * 10 * 1e-6, rel=1e-9)

@@ -49,6 +49,10 @@ def test_reference_sizes_and_parameter_count():
         weight_shapes(*REFERENCE)
     # the heads: 2 planes -> 82 logits, 1 plane -> 64 -> 1
     assert torch_net.policy_fc.weight.shape == (82, 162) and torch_net.value_fc1.weight.shape == (64, 81)
+    # the smoke's network (configs/smoke.yaml: 5x5, 16 filters, 2 blocks, fc width 32): 14,146 (README)
+    smoke = (5, 16, 2, 32)
+    assert trainable_count(*smoke) == 14_146 == sum(p.numel() for p in torch_model.DualNet(*smoke).parameters())
+    assert sum(int(np.prod(v.shape)) for v in keras_model.DualNet(*smoke).trainable_variables) == 14_146
 
 
 def test_initial_weights_are_glorot_uniform_with_zero_biases():
