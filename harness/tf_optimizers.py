@@ -39,8 +39,9 @@ from keras import ops
 
 
 def is_bias(variable) -> bool:
-    """A PyTorch `bias` parameter: a Keras `bias`, or a BatchNorm `beta`."""
-    return variable.name.split(":")[0] in ("bias", "beta")  # tf.Variable names carry ":0"
+    """A PyTorch `bias` parameter: a Keras `bias`, or a BatchNorm `beta`. Inside a tf.function the
+    optimizer sees the backing tf.Variable, named by its layer path ("dense/bias:0"): the last part counts."""
+    return variable.name.split(":")[0].rsplit("/", 1)[-1] in ("bias", "beta")
 
 
 def decays(variable, no_wd_on_bn_bias: bool) -> bool:

@@ -93,3 +93,23 @@ def test_torch_sgd_gives_biases_their_own_rate_and_decay():
         np.testing.assert_allclose(keras_weight.numpy(), weight.detach().numpy(), rtol=1e-12, err_msg=step)
         np.testing.assert_allclose(keras_bias.numpy(), bias.detach().numpy(), rtol=1e-12, err_msg=step)
     assert not np.allclose(bias.detach().numpy(), weight.detach().numpy()[0])
+
+
+def test_torch_sgd_finds_the_biases_of_keras_layers_inside_a_tf_function():
+    """How the training steps run: Keras layers, apply_gradients in a tf.function, where the optimizer
+    sees tf.Variables named by path ("dense/bias:0"). One step of lr 1 on a Dense of zeros on input 1:
+    d(sum(x W + b))/db = 1, so the bias moves by bias_lr_factor x lr, the kernel by x (= 1) x lr."""
+    import keras
+
+    layer = keras.layers.Dense(1, kernel_initializer="zeros", bias_initializer="zeros")
+    layer.build((None, 1))
+    optimizer = TorchSGD(1.0, momentum=0.0, bias_lr_factor=2.0, bias_weight_decay=0.0)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(tf.ones((1, 1))))
+        optimizer.apply_gradients(zip(tape.gradient(loss, layer.trainable_variables), layer.trainable_variables))
+
+    step()
+    assert layer.kernel.numpy().item() == -1.0 and layer.bias.numpy().item() == -2.0

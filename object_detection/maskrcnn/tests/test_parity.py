@@ -39,6 +39,7 @@ from object_detection.presets_pytorch import MaskRCNNEval, MaskRCNNTrain
 REFERENCE = load_config(Config, "object_detection/maskrcnn/configs/reference.yaml")
 SMOKE = load_config(Config, "object_detection/maskrcnn/configs/smoke.yaml")
 REFERENCE_PARAMETERS = 44_347_573  # Mask R-CNN R-50-FPN for COCO's 80 categories + background
+SMOKE_PARAMETERS = 1_794_819  # the REDUCED smoke network for the tiny COCO's 5 categories + background
 
 
 def nhwc(tensor: torch.Tensor) -> tf.Tensor:
@@ -123,6 +124,7 @@ def float64_pair():
 
 def test_the_reduced_network_is_the_same_function_in_float64(float64_pair):
     torch_model, keras_model = float64_pair
+    assert count_parameters(torch_model) == convert.parameter_count(keras_model) == SMOKE_PARAMETERS
     images = torch.randn(2, 3, 128, 192, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 50
     images[1, :, 100:], images[1, :, :, 150:] = 0, 0  # the second image is 100 x 150, padded
     sizes = [(128, 192), (100, 150)]
@@ -172,11 +174,11 @@ def test_the_training_losses_agree_in_float64(float64_pair, tiny_coco):
         image, target = transform(train.load_image(index), train.records[index], augment.sample_rng(1, 1, index))
         target["sample_key"] = torch.tensor(augment.sample_key(1, 1, index))
         images.append(image.double())
-        targets.append(target)
+        targets.append({**target, "boxes": target["boxes"].double()})  # float64 on both sides
     torch_model.train()
     try:
         with torch.no_grad():
-            theirs = torch_model(images, [{**t, "boxes": t["boxes"].double()} for t in targets])
+            theirs = torch_model(images, targets)
     finally:
         torch_model.eval()
     ours = keras_model.losses(*padded_batch(images, targets))

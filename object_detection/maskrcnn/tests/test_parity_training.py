@@ -39,6 +39,18 @@ SMOKE = "object_detection/maskrcnn/configs/smoke.yaml"
 BATCH, STEPS = 2, 3
 
 
+def dataset_iterator(batches: list) -> tf.data.Iterator:
+    """The batches as a tf.data iterator, as the product's pipeline hands them to `train_step`: its
+    next() runs inside the tf.function at every call (a Python iterator would be read once, at
+    tracing, and the traced step would train on its first batch every time)."""
+    def spec(*tensors):  # a dimension the batches share stays static (the model reads some), others vary
+        dims = [d if all(t.shape[i] == d for t in tensors) else None for i, d in enumerate(tensors[0].shape)]
+        return tf.TensorSpec(dims, tensors[0].dtype)
+
+    signature = tf.nest.map_structure(spec, *batches)
+    return iter(tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=signature))
+
+
 def test_a_few_training_steps_agree_across_frameworks(tiny_coco, float64_keras):
     cfg = load_config(Config, SMOKE, [f"data.batch_size={BATCH}", "run.threads=1", "data.min_size=128",
                                       "data.max_size=192"])
@@ -66,8 +78,7 @@ def test_a_few_training_steps_agree_across_frameworks(tiny_coco, float64_keras):
     keras_optimizer = keras_train.make_optimizer(cfg, schedule.peak)
     keras_optimizer.build(keras_train.trained_variables(keras_model))
     train_step = keras_train.make_train_step(cfg, tf.distribute.get_strategy(), keras_model, keras_optimizer)
-    keras_batches = iter([padded_batch(images, [{**t, "boxes": t["boxes"]} for t in targets])
-                          for images, targets in batches])
+    keras_batches = dataset_iterator([padded_batch(images, targets) for images, targets in batches])
     _, keras_loss = keras_train.train_one_epoch(cfg, keras_batches, train_step, keras_optimizer, schedule, 1, STEPS, 0,
                                                 BATCH)
 

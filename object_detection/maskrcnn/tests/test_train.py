@@ -2,7 +2,7 @@
 training_0.7.0 `maskrcnn` checker fail on nothing but the target), eval_accuracy logged as
 {"BBOX", "SEGM"}, the same seed gives the same run, and a run resumed from a checkpoint ends where
 the uninterrupted one ends. The runs are the smoke model shortened (two epochs of a 24-image set, so
-the default suite stays fast); the full smoke run to the target is `test_smoke.py` (slow)."""
+the default suite stays fast); the whole curve run twice is `test_same_seed_same_run` (slow)."""
 
 from __future__ import annotations
 
@@ -77,14 +77,24 @@ def test_the_log_is_compliant_but_for_the_target(two_epoch_run, tmp_path):
     assert failures and all("eval_accuracy" in line or line.endswith("FAILED") for line in failures), failures
 
 
-def test_same_seed_same_run_and_resume(two_epoch_run, tiny_coco, tmp_path):
+def test_same_seed_same_first_epoch_and_resume(two_epoch_run, tiny_coco, tmp_path):
+    """The default suite's version: the same seed gives the same first epoch, and the run resumed
+    from the epoch-1 checkpoint gives the same second epoch (the whole two-epoch curve, run twice:
+    test_same_seed_same_run, slow)."""
     framework, cfg, first = two_epoch_run
     train = train_module(framework)
-    again = train.main(short_config(tiny_coco, tmp_path / "again", "run.deterministic=true"))
-    assert again.eval_history == first.eval_history
+    again = train.main(short_config(tiny_coco, tmp_path / "again", "run.deterministic=true", "schedule.max_epochs=1"))
+    assert again.eval_history == first.eval_history[:1]
     # resume from the epoch-1 checkpoint of the first run: epoch 2 ends where the first run's did
     resumed_dir = tmp_path / "resumed"
     shutil.copytree(Path(cfg.run.out_dir) / "checkpoints", resumed_dir / "checkpoints")
     shutil.rmtree(sorted((resumed_dir / "checkpoints").glob("epoch-*"))[-1])  # keep epoch 1 only
     resumed = train.main(short_config(tiny_coco, resumed_dir, "run.deterministic=true", "run.resume=true"))
     assert resumed.eval_history == first.eval_history[1:]
+
+
+@pytest.mark.slow
+def test_same_seed_same_run(two_epoch_run, tiny_coco, tmp_path):
+    framework, _, first = two_epoch_run
+    again = train_module(framework).main(short_config(tiny_coco, tmp_path / "again", "run.deterministic=true"))
+    assert again.eval_history == first.eval_history

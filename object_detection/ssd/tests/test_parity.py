@@ -29,6 +29,7 @@ from object_detection.ssd.tensorflow.model import count_parameters as count_kera
 
 SMOKE = load_config(Config, "object_detection/ssd/configs/smoke.yaml")
 REFERENCE_PARAMETERS = 19_972_534  # SSD300-ResNet34 for COCO's 80 categories + background
+SMOKE_PARAMETERS = 343_968  # the REDUCED smoke SSD for the tiny COCO's 5 categories + background
 
 
 def calibrated(model: torch.nn.Module, size: int, seed: int) -> torch.nn.Module:
@@ -81,6 +82,7 @@ def test_reduced_ssd_is_the_same_function_in_float64(float64_keras):
     torch.manual_seed(0)
     torch_model = calibrated(build_torch(SMOKE.model, 6).double(), 160, 2)
     keras_model = build_keras(SMOKE.model, 6)
+    assert count_torch(torch_model) == count_keras(keras_model) == SMOKE_PARAMETERS
     convert.load_torch_state_dict(keras_model, torch_model.state_dict())
     images = torch.randn(2, 3, 160, 160, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     with torch.no_grad():
