@@ -52,7 +52,8 @@ def final_weights(out: Path, framework: str) -> dict[str, np.ndarray]:
     import tensorflow as tf
 
     reader = tf.train.load_checkpoint(str(folder / "tf_state"))
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map() if name.startswith("model/")}
+    # tf_runtime.save_payload writes every Keras layer variable of the model as the list `model_variables`
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map() if name.startswith("model_variables/")}
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -80,5 +81,5 @@ def test_sigkill_in_epoch_two_then_resume_matches_uninterrupted(small_data, tmp_
     resumed = results_of(run_harness(*_args(small_data, out, framework), "--set", "run.resume=true"), EXIT_TARGET_MISSED)[0]
     assert resumed["eval_history"] == reference["eval_history"][1:]  # epoch 2 alone, with the reference's BLEU
     ours, theirs = final_weights(tmp_path / "reference", framework), final_weights(out, framework)
-    assert ours.keys() == theirs.keys() and all(np.array_equal(ours[name], theirs[name]) for name in ours)
+    assert ours and ours.keys() == theirs.keys() and all(np.array_equal(ours[name], theirs[name]) for name in ours)
     assert Path(str(out / "mllog.txt") + ".previous-1").read_text() == killed_log  # the killed run's log is kept
