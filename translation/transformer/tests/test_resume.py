@@ -6,7 +6,7 @@ dropout seed generators, harness.tf_runtime.save_payload) decide the second epoc
 Every run is a `python -m harness train` process with one thread (as tests/test_resume.py for NCF),
 so the three runs compute alike whatever thread pools the test process already started.
 
-Slow (75 s PyTorch, 204 s TensorFlow at load average 8-12): the default suite's fast version is
+Slow (75 s PyTorch, 221 s TensorFlow at load average 8-12): the default suite's fast version is
 test_pytorch.py / test_tensorflow.py::test_resumed_run_reproduces_the_uninterrupted_one (resume from
 the epoch-1 checkpoint in-process, the same curve and bit-identical weights).
 """
