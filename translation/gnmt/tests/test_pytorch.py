@@ -143,6 +143,7 @@ def test_reference_config_three_runs_package_with_a_small_network(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # each run: 2 steps and 500 decoded test sentences of GNMT v2, ~3.5 CPU-minutes
 def test_reference_config_three_runs_in_the_submission_layout(tmp_path):
     """`--config reference --runs 3` on tiny data: the full GNMT v2 (hidden 1024), one step each and one
     evaluation; overrides only what the tiny data forces (README "Running")."""

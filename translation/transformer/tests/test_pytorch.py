@@ -143,6 +143,7 @@ def test_reference_config_three_runs_package_with_a_small_network(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # Transformer big on CPU: about a minute a step, three runs
 def test_reference_config_three_runs_in_the_submission_layout(tmp_path):
     """`--config reference --runs 3` on tiny data: the full Transformer big, one epoch of one step
     (20 pairs), BLEU of 5 test sentences with outputs of at most input + 2 tokens; overrides only
