@@ -97,3 +97,54 @@ def test_smoke_run_reaches_the_target_with_a_compliant_log(tiny_data, tmp_path):
     assert target_only_errors(Path(result.log_file)) == []
     failures = mlperf_failures(Path(result.log_file), tmp_path)
     assert all("eval_accuracy" in line or line.endswith("FAILED") for line in failures), failures
+
+
+# What `--config reference --runs 3` needs on tiny data (README "Running"): 600 training pairs (a few
+# whole batches of the reference's 128 pairs: each length bucket is cut to whole batches, the rest sits
+# the epoch out), one epoch, a BPE of 200 merges, outputs of at most 12 tokens for the 500 test pairs
+# (eval.max_length: a decoding limit, not a hyperparameter the rules read)
+TINY_REFERENCE = ["run.threads=2", "run.progress=false", "schedule.max_epochs=1", "eval.max_length=12"]
+# the fast version also shrinks the network, labelled REDUCED as config.check demands
+SMALL_NETWORK = ["model.variant=REDUCED (reference-runs test)", "model.hidden_size=16"]
+
+
+def three_reference_runs_package(tmp_path: Path, *overrides: str) -> None:
+    """`--config reference --runs 3` on tiny data: 3 logs with distinct seeds in the submission layout,
+    which our checker and the package checker accept apart from the missed target (and the count of
+    10 results: 3 runs keep the test short)."""
+    from compliance.package_checker import check_organisation
+    from compliance.submission import find_organisations
+    from harness.runner import train as run_train
+    from translation.gnmt import dataset
+
+    data = dataset.make_tiny(tmp_path / "data", seed=0, merges=200, train_pairs=600)
+    results = run_train("gnmt", "pytorch", "reference", runs=3, out=str(tmp_path / "submission"),
+                        overrides=[f"run.data_dir={data}", *TINY_REFERENCE, *overrides])
+    assert [result.status for result in results] == ["aborted"] * 3  # BLEU 24 after a few steps: missed
+    logs = sorted((tmp_path / "submission").glob("*/results/*/gnmt/result_*.txt"))
+    assert len(logs) == 3 and len({result.log_file for result in results}) == 3
+    seeds = set()
+    for log in logs:
+        assert target_only_errors(log, "mlbench-1.0.0") == []
+        seeds.add(check_log(str(log), "mlbench-1.0.0").seed)
+    assert len(seeds) == 3
+    (organisation,) = find_organisations(tmp_path / "submission")
+    report = check_organisation(organisation, "mlbench-1.0.0")
+    assert report.runs_checked == 3
+    assert [problem for problem in report.problems
+            if "eval_accuracy: wanted an evaluation reaching" not in problem[2]
+            and not problem[2].startswith("3 runs failed")
+            and not problem[2].startswith("3 result files, 10 required")] == []
+
+
+def test_reference_config_three_runs_package_with_a_small_network(tmp_path):
+    """The fast version of the next test: the same runs, layout and checks, on a hidden-16 REDUCED GNMT."""
+    three_reference_runs_package(tmp_path, *SMALL_NETWORK)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)  # each run: 2 steps and 500 decoded test sentences of GNMT v2, ~3.5 CPU-minutes
+def test_reference_config_three_runs_in_the_submission_layout(tmp_path):
+    """`--config reference --runs 3` on tiny data: the full GNMT v2 (hidden 1024), one step each and one
+    evaluation; overrides only what the tiny data forces (README "Running")."""
+    three_reference_runs_package(tmp_path)

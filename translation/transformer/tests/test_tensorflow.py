@@ -52,9 +52,10 @@ def records(log: Path) -> list[dict]:
 
 
 def model_weights(out_dir: Path) -> dict[str, np.ndarray]:
-    """The model variables stored in the newest checkpoint (tf_runtime.save_payload's tf.train.Checkpoint)."""
+    """The model variables stored in the newest checkpoint: tf_runtime.save_payload writes every Keras
+    layer variable (weights and dropout seed states) of the model as the list `model_variables`."""
     reader = tf.train.load_checkpoint(str(latest_checkpoint(out_dir) / "tf_state"))
-    names = [name for name in reader.get_variable_to_shape_map() if name.startswith("model/")]
+    names = [name for name in reader.get_variable_to_shape_map() if name.startswith("model_variables/")]
     assert names
     return {name: reader.get_tensor(name) for name in names}
 
