@@ -19,6 +19,8 @@ from reinforcement.tensorflow import train as keras_train
 from reinforcement.weights import initial_weights, trainable_count, weight_shapes
 from reinforcement.window import ReplayWindow
 
+pytestmark = pytest.mark.numerics  # parity: CI runs it again under the AVX2 caps (.ci/run)
+
 REFERENCE = (9, 32, 9, 64)  # board, filters (the power of two nearest 81/3), blocks (N), fc width (2k)
 CPU = TorchRuntime(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"), amp_dtype=None)
 

@@ -15,6 +15,8 @@ from speech_recognition.dataset import load_splits
 from speech_recognition.pytorch import train as torch_train
 from speech_recognition.pytorch.model import DeepSpeech2 as TorchDeepSpeech2
 
+pytestmark = pytest.mark.numerics  # parity: CI runs it again under the AVX2 caps (.ci/run)
+
 SMALL = dict(conv_channels=4, rnn_hidden_size=24, rnn_layers=2)
 STEPS = 3
 

@@ -36,6 +36,8 @@ from object_detection.maskrcnn.tensorflow.model import build_model as build_kera
 from object_detection.maskrcnn.tests.batches import padded_batch
 from object_detection.presets_pytorch import MaskRCNNEval, MaskRCNNTrain
 
+pytestmark = pytest.mark.numerics  # parity: CI runs it again under the AVX2 caps (.ci/run)
+
 REFERENCE = load_config(Config, "object_detection/maskrcnn/configs/reference.yaml")
 SMOKE = load_config(Config, "object_detection/maskrcnn/configs/smoke.yaml")
 REFERENCE_PARAMETERS = 44_347_573  # Mask R-CNN R-50-FPN for COCO's 80 categories + background

@@ -35,6 +35,8 @@ from object_detection.maskrcnn.tensorflow.model import build_model as build_kera
 from object_detection.maskrcnn.tests.batches import padded_batch
 from object_detection.presets_pytorch import MaskRCNNTrain
 
+pytestmark = pytest.mark.numerics  # parity: CI runs it again under the AVX2 caps (.ci/run)
+
 SMOKE = "object_detection/maskrcnn/configs/smoke.yaml"
 BATCH, STEPS = 2, 3
 

@@ -27,6 +27,8 @@ from object_detection.ssd.tensorflow.loss import ssd_loss_per_image as keras_los
 from object_detection.ssd.tensorflow.model import build_model as build_keras
 from object_detection.ssd.tensorflow.model import count_parameters as count_keras
 
+pytestmark = pytest.mark.numerics  # parity: CI runs it again under the AVX2 caps (.ci/run)
+
 SMOKE = load_config(Config, "object_detection/ssd/configs/smoke.yaml")
 REFERENCE_PARAMETERS = 19_972_534  # SSD300-ResNet34 for COCO's 80 categories + background
 SMOKE_PARAMETERS = 343_968  # the REDUCED smoke SSD for the tiny COCO's 5 categories + background

@@ -36,6 +36,8 @@ from object_detection.ssd.tensorflow import convert
 from object_detection.ssd.tensorflow import train as keras_train
 from object_detection.ssd.tensorflow.model import build_model as build_keras
 
+pytestmark = pytest.mark.numerics  # parity: CI runs it again under the AVX2 caps (.ci/run)
+
 SMOKE = "object_detection/ssd/configs/smoke.yaml"
 BATCH, STEPS = 8, 3  # 24 real tiny-COCO images, augmented and matched by the product's pipeline
 # relative to each tensor's scale: float64 differences of summation order are ~1e-15 of it

@@ -28,6 +28,8 @@ from translation.gnmt.tensorflow import model as keras_model
 from translation.gnmt.tensorflow.convert import keras_to_torch, keras_to_torch_layout, load_torch_layout, torch_to_keras
 from translation.gnmt.weights import parameter_count
 
+pytestmark = pytest.mark.numerics  # parity: CI runs it again under the AVX2 caps (.ci/run)
+
 SMALL = Model(variant="REDUCED", hidden_size=16, num_layers=4, dropout=0.0)
 VOCAB = 29
 CPU = TorchRuntime(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"), amp_dtype=None)

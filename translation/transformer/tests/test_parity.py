@@ -28,6 +28,8 @@ from translation.transformer.tensorflow.convert import keras_to_torch_layout, lo
 from translation.transformer.weights import parameter_count
 from translation.vocabulary import EOS_ID
 
+pytestmark = pytest.mark.numerics  # parity: CI runs it again under the AVX2 caps (.ci/run)
+
 SMALL = Model(variant="REDUCED", hidden_size=32, num_hidden_layers=2, num_heads=4, filter_size=48,
               layer_postprocess_dropout=0.0, attention_dropout=0.0, relu_dropout=0.0)
 VOCAB = 41
