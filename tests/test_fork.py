@@ -258,11 +258,18 @@ def test_each_fork_trains_its_smoke_config_to_target(key, tmp_path):
 @pytest.mark.slow
 def test_a_fork_installs_and_runs_its_quick_start(ncf_fork, tmp_path):
     """The fork's own quick start in a virtual environment of its own. The packages come from this
-    environment (--system-site-packages; a fresh install would download 6 GB), the fork itself is
-    installed editable, so its entry points, package data and tasks are what a user gets."""
+    environment (a fresh install would download 6 GB): its site-packages folders are listed in a .pth
+    of the new environment, whose .pth files are not read from there, so the monorepo's own editable
+    install stays invisible (--system-site-packages would give the base interpreter's packages, not
+    this environment's). The fork itself is installed editable, so its entry points, package data and
+    tasks are what a user gets."""
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    install = run_in(ncf_fork, str(venv / "bin/pip"), "install", "--no-deps", "--no-build-isolation", "-e", ".")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (site_packages,) = venv.glob("lib/python*/site-packages")
+    ours = [path for path in sys.path if path.endswith("site-packages")]
+    (site_packages / "mlbench_test_packages.pth").write_text("\n".join(ours) + "\n")
+    install = run_in(ncf_fork, str(venv / "bin/python"), "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+                     "-e", ".")
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
     demo = run_in(ncf_fork, str(venv / "bin/python"), "-m", "invoke", "demo", timeout=1800)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
