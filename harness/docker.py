@@ -111,14 +111,6 @@ def requirements(framework: str, accelerator: str = "cpu", folder: str | None = 
     return script["requirements"](REPO_ROOT / "pyproject.toml", groups, accelerator)
 
 
-def folder_extra(bench) -> str | None:
-    """The benchmark folder's own extra (its field tools: numba, pycocotools, ...) where it lists any."""
-    import tomllib
-
-    extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"].get("optional-dependencies", {})
-    return bench.folder if extras.get(bench.folder) else None
-
-
 def accelerator_for_base(base_image: str | None, labels: Mapping[str, str] | None = None) -> str:
     """Which TensorFlow an image on `base_image` gets: "cpu" for a CPU base (one labelled
     org.mlbench.accelerator=cpu, as docker/make_base_image.sh labels its image, or the local CPU
@@ -252,7 +244,7 @@ def build_image(benchmark: str, framework: str, *, base_image: str | None = None
     if wheelhouse:
         python, glibc = base_platform(base)
         download_wheelhouse(WHEELHOUSE_DIR, frameworks_for_wheelhouse(framework), python=python, glibc=glibc,
-                            accelerator=accelerator, extra=folder_extra(bench))
+                            accelerator=accelerator, extra=bench.folder)
     command = build_command(dockerfile, framework, tag, base_image=base_image, accelerator=accelerator,
                             wheelhouse=wheelhouse)
     environment = _build_environment()

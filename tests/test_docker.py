@@ -294,8 +294,8 @@ def test_a_folder_with_its_own_tools_installs_its_extra_too():
     both = docker.requirements("pytorch", folder="reinforcement")
     assert both == project["dependencies"] + project["optional-dependencies"]["pytorch"] + \
         project["optional-dependencies"]["reinforcement"]
-    assert docker.folder_extra(BENCHMARKS["minigo"]) == "reinforcement"
-    assert docker.folder_extra(BENCHMARKS["ncf"]) is None  # an empty extra adds nothing
+    assert BENCHMARKS["minigo"].folder == "reinforcement"  # the extra build_image downloads with the framework's
+    assert docker.requirements("pytorch", folder="recommendation") == docker.requirements("pytorch")  # an empty extra adds nothing
     text = (REPO_ROOT / "reinforcement" / "Dockerfile").read_text()
     for framework in FRAMEWORKS:
         assert f"install_requirements.py /tmp/build/pyproject.toml {framework},reinforcement /wheels ${{ACCELERATOR}}" in text
