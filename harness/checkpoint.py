@@ -7,6 +7,11 @@ A checkpoint is a folder `<out_dir>/checkpoints/epoch-<N>/` holding
   (model, optimizer, scheduler, framework RNG states).
 Rank 0 writes it into a temporary folder and renames it into place, so a run killed mid-write
 never leaves a half checkpoint that `--resume` would pick up.
+
+A train.py does not call this module directly: `torch_runtime.resume` / `tf_runtime.resume` and
+`torch_runtime.save_checkpoint_if_due` / `tf_runtime.save_checkpoint_if_due` add the framework
+payload to `resume_from_newest` and `save_run_checkpoint` below, which hold the run-level rules
+(`run.resume`, `run.out_dir`, `run.checkpoint_every_epochs`, who writes).
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.config import BaseConfig, config_to_dict
 from harness.errors import UserError
+from harness.progress import info
 from harness.seeding import python_rng_states, restore_python_rng_states
 
 SCHEMA_VERSION = 1
@@ -74,3 +81,43 @@ def load_checkpoint_state(path: Path, *, benchmark: str, framework: str) -> dict
                         f"cannot resume {benchmark}/{framework} from it")
     restore_python_rng_states(pickle.loads(base64.b64decode(state["python_rng"])))  # noqa: S301 - our own file
     return state
+
+
+def checkpoint_due(cfg: BaseConfig, epoch: int) -> bool:
+    """`run.checkpoint_every_epochs=N`: a checkpoint after every N-th epoch; 0 = never."""
+    every = cfg.run.checkpoint_every_epochs
+    return bool(every) and epoch % every == 0
+
+
+def save_run_checkpoint(cfg: BaseConfig, *, benchmark: str, framework: str, epoch: int, step: int,
+                        write_payload: Callable[[Path], None], extra: dict | None = None,
+                        is_writer: bool = True) -> Path | None:
+    """The checkpoint of `epoch` under `run.out_dir`, with the config as a plain dict, when it is due
+    (`checkpoint_due`) and this process is the writer (rank 0 / the chief); the folder, or None."""
+    if not (is_writer and checkpoint_due(cfg, epoch)):
+        return None
+    return save_checkpoint(cfg.run.out_dir, benchmark=benchmark, framework=framework, epoch=epoch, step=step,
+                           config=config_to_dict(cfg), write_payload=write_payload, extra=extra)
+
+
+def resume_from_newest(cfg: BaseConfig, *, benchmark: str, framework: str,
+                       load_payload: Callable[[Path], None]) -> dict[str, Any] | None:
+    """With `run.resume=true`, restore the newest complete checkpoint under `run.out_dir`: check its
+    state.json (a checkpoint of another benchmark or framework is a UserError), restore the Python/NumPy
+    RNGs, then `load_payload(folder)` for the framework's part. Returns the checkpoint's state; None when
+    not resuming, or when there is no checkpoint yet (a first run started with --resume starts from scratch)."""
+    if not cfg.run.resume:
+        return None
+    path = latest_checkpoint(cfg.run.out_dir)
+    if path is None:
+        info(f"run.resume: no checkpoint under {cfg.run.out_dir}, starting from scratch")
+        return None
+    state = load_checkpoint_state(path, benchmark=benchmark, framework=framework)
+    load_payload(path)
+    info(f"resumed from {path} (epoch {state['epoch']})")
+    return state
+
+
+def resume_point(state: dict[str, Any] | None) -> tuple[int, int]:
+    """(first epoch to train, global step reached) after `resume_from_newest`: (1, 0) for a fresh start."""
+    return (1, 0) if state is None else (state["epoch"] + 1, state["step"])

@@ -4,6 +4,9 @@
     with strategy.scope():
         model = build_model(...); optimizer = ...
 
+    first_epoch, step = resume_point(tf_runtime.resume(cfg, benchmark=..., model=model, optimizer=...))
+    tf_runtime.save_checkpoint_if_due(cfg, strategy, benchmark=..., epoch=epoch, step=step, model=model, ...)
+
 `auto` picks MultiWorkerMirroredStrategy when `TF_CONFIG` names several workers (one process per
 machine, as TF expects), MirroredStrategy with more than one local GPU, the default strategy
 otherwise. The training loop stays the same under every strategy (`strategy.run` in a tf.function).
@@ -14,16 +17,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import tensorflow as tf
 
-from harness.config import RunOptions
+from harness.checkpoint import resume_from_newest, save_run_checkpoint
+from harness.config import BaseConfig, RunOptions
 from harness.errors import ConfigError
 from harness.seeding import seed_everything
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+FRAMEWORK = "tensorflow"  # the framework named in a checkpoint's state.json
 
 
 def _workers_in_tf_config() -> int:
@@ -139,3 +144,30 @@ def save_payload(folder: Path, **trackables) -> None:
 def load_payload(folder: Path, **trackables) -> None:
     checkpoint = tf.train.Checkpoint(rng=tf.random.get_global_generator(), **_with_layer_variables(trackables))
     checkpoint.read(str(folder / "tf_state")).expect_partial()
+
+
+def resume(cfg: BaseConfig, *, benchmark: str, load_beside: Callable[[Path], None] | None = None,
+           **trackables) -> dict | None:
+    """With `run.resume=true`, restore the trackables (model, optimizer, ...) and every RNG from the newest
+    checkpoint (`harness.checkpoint.resume_from_newest`): its state, or None for a fresh start.
+    `load_beside(folder)` reads what the benchmark saved beside the payload (`save_beside`)."""
+    def load(folder: Path) -> None:
+        load_payload(folder, **trackables)
+        if load_beside is not None:
+            load_beside(folder)
+
+    return resume_from_newest(cfg, benchmark=benchmark, framework=FRAMEWORK, load_payload=load)
+
+
+def save_checkpoint_if_due(cfg: BaseConfig, strategy: tf.distribute.Strategy, *, benchmark: str, epoch: int,
+                           step: int, extra: dict | None = None, save_beside: Callable[[Path], None] | None = None,
+                           **trackables) -> None:
+    """After an epoch: the checkpoint, when `run.checkpoint_every_epochs` makes it due, written by the chief
+    (`harness.checkpoint.save_run_checkpoint`; `extra` goes into state.json, `save_beside(folder)` adds files)."""
+    def write(folder: Path) -> None:
+        save_payload(folder, **trackables)
+        if save_beside is not None:
+            save_beside(folder)
+
+    save_run_checkpoint(cfg, benchmark=benchmark, framework=FRAMEWORK, epoch=epoch, step=step,
+                        write_payload=write, extra=extra, is_writer=is_chief(strategy))

@@ -5,6 +5,9 @@
     with rt.autocast():                          # bf16/fp16 AMP on CUDA, a no-op on CPU
         loss = ...
 
+    first_epoch, step = resume_point(torch_runtime.resume(cfg, benchmark=..., model=model, optimizer=...))
+    torch_runtime.save_checkpoint_if_due(cfg, rt, benchmark=..., epoch=epoch, step=step, model=model, ...)
+
 Multi-process and multi-node runs are launched with `torchrun` (gloo on CPU, NCCL on CUDA); there
 is no launcher of our own. Gradient accumulation uses `rt.no_sync(model, accumulating)` so DDP
 all-reduces once per optimizer step.
@@ -16,18 +19,20 @@ import contextlib
 import dataclasses
 import datetime
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from harness.config import RunOptions
+from harness.checkpoint import checkpoint_due, resume_from_newest, save_run_checkpoint
+from harness.config import BaseConfig, RunOptions
 from harness.errors import ConfigError
 from harness.seeding import seed_everything
 
 PAYLOAD_FILE = "torch_state.pt"
+FRAMEWORK = "pytorch"  # the framework named in a checkpoint's state.json
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +164,39 @@ def load_payload(folder: Path, *, model: torch.nn.Module, optimizer: torch.optim
     if payload["cuda_rng"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(payload["cuda_rng"])
     return payload["extra"]
+
+
+def resume(cfg: BaseConfig, *, benchmark: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+           scheduler: Any = None, scaler: Any = None,
+           load_beside: Callable[[Path], None] | None = None) -> dict | None:
+    """With `run.resume=true`, restore model, optimizer, scheduler, scaler and every RNG from the newest
+    checkpoint (`harness.checkpoint.resume_from_newest`): its state, or None for a fresh start.
+    `load_beside(folder)` reads what the benchmark saved beside the payload (`save_beside`)."""
+    def load(folder: Path) -> None:
+        # onto the CPU: torch.set_rng_state takes a CPU tensor only, and load_state_dict copies the
+        # weights (the optimizer its state) onto the parameters' device
+        load_payload(folder, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler)
+        if load_beside is not None:
+            load_beside(folder)
+
+    return resume_from_newest(cfg, benchmark=benchmark, framework=FRAMEWORK, load_payload=load)
+
+
+def save_checkpoint_if_due(cfg: BaseConfig, rt: TorchRuntime, *, benchmark: str, epoch: int, step: int,
+                           model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any = None,
+                           scaler: Any = None, extra: dict | None = None,
+                           save_beside: Callable[[Path], None] | None = None) -> None:
+    """After an epoch: the checkpoint, when `run.checkpoint_every_epochs` makes it due, written by rank 0
+    (`harness.checkpoint.save_run_checkpoint`; `extra` goes into state.json, `save_beside(folder)` adds files)."""
+    def write(folder: Path) -> None:
+        save_payload(folder, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler)
+        if save_beside is not None:
+            save_beside(folder)
+
+    save_run_checkpoint(cfg, benchmark=benchmark, framework=FRAMEWORK, epoch=epoch, step=step,
+                        write_payload=write, extra=extra, is_writer=rt.is_main)
+    if checkpoint_due(cfg, epoch):
+        rt.barrier()  # no rank goes on (or exits) before rank 0's checkpoint is complete
 
 
 @contextlib.contextmanager

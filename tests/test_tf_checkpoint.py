@@ -45,3 +45,31 @@ def test_layers_in_lists_are_saved_and_restored(tmp_path):
     assert len(saved) == len(other.variables) >= 7  # 3 kernels, 3 biases, the seed state
     for expected, variable in zip(saved, other.variables):
         np.testing.assert_array_equal(variable.numpy(), expected, err_msg=variable.path)
+
+
+def test_resume_restores_what_save_checkpoint_if_due_wrote(tmp_path):
+    """tf_runtime.save_checkpoint_if_due / resume: the chief writes on a due epoch, and resume restores the
+    variables and the global generator (the draw after the checkpoint repeats)."""
+    from harness.config import BaseConfig, RunOptions
+
+    tf.random.set_global_generator(tf.random.Generator.from_seed(3))
+    model = Stack()
+    model(tf.ones([2, 4]), training=True)
+    saved = [v.numpy().copy() for v in model.variables]
+    strategy = tf.distribute.get_strategy()
+    cfg = BaseConfig(benchmark="ncf", run=RunOptions(out_dir=str(tmp_path), checkpoint_every_epochs=2))
+    for epoch in (1, 2):
+        tf_runtime.save_checkpoint_if_due(cfg, strategy, benchmark="ncf", epoch=epoch, step=3 * epoch,
+                                          extra={"eval_history": [[2, 0.25]]}, model=model)
+    assert [path.name for path in (tmp_path / "checkpoints").iterdir()] == ["epoch-0002"]  # epoch 1 was not due
+    expected_draw = tf.random.get_global_generator().normal([3]).numpy()
+
+    for variable in model.variables:
+        variable.assign(tf.zeros_like(variable))
+    resumed = tf_runtime.resume(BaseConfig(benchmark="ncf", run=RunOptions(out_dir=str(tmp_path), resume=True)),
+                                benchmark="ncf", model=model)
+    assert (resumed["framework"], resumed["epoch"], resumed["step"]) == ("tensorflow", 2, 6)
+    assert resumed["extra"] == {"eval_history": [[2, 0.25]]}
+    for expected, variable in zip(saved, model.variables):
+        np.testing.assert_array_equal(variable.numpy(), expected, err_msg=variable.path)
+    np.testing.assert_array_equal(tf.random.get_global_generator().normal([3]).numpy(), expected_draw)

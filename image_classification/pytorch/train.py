@@ -19,9 +19,8 @@ import torch.distributed as dist
 from torch import nn
 
 from harness import torch_runtime
-from harness.checkpoint import latest_checkpoint, load_checkpoint_state, save_checkpoint
+from harness.checkpoint import resume_point
 from harness.cli import train_entry
-from harness.config import config_to_dict
 from harness.datasets import verify_manifest
 from harness.errors import ConfigError
 from harness.lifecycle import RunResult, TrainingRun
@@ -125,29 +124,6 @@ def evaluate(model: nn.Module, loader, rt: TorchRuntime) -> float:
     return correct_all / total_all
 
 
-def resume_if_asked(cfg: Config, rt: TorchRuntime, **state) -> int:
-    """The first epoch to train: 1, or the one after the latest checkpoint with `run.resume=true`."""
-    if not cfg.run.resume:
-        return 1
-    path = latest_checkpoint(cfg.run.out_dir)
-    if path is None:
-        info(f"run.resume: no checkpoint under {cfg.run.out_dir}, starting from epoch 1")
-        return 1
-    checkpoint = load_checkpoint_state(path, benchmark=BENCHMARK, framework=FRAMEWORK)
-    torch_runtime.load_payload(path, map_location=rt.device, **state)
-    info(f"resumed from {path} (epoch {checkpoint['epoch']})")
-    return checkpoint["epoch"] + 1
-
-
-def maybe_checkpoint(cfg: Config, rt: TorchRuntime, epoch: int, step: int, **state) -> None:
-    every = cfg.run.checkpoint_every_epochs
-    if every and epoch % every == 0 and rt.is_main:
-        save_checkpoint(cfg.run.out_dir, benchmark=BENCHMARK, framework=FRAMEWORK, epoch=epoch, step=step,
-                        config=config_to_dict(cfg),
-                        write_payload=lambda folder: torch_runtime.save_payload(folder, **state))
-    rt.barrier()
-
-
 def main(cfg: Config) -> RunResult:
     rt = torch_runtime.setup(cfg.run)
     run = TrainingRun(cfg, benchmark=BENCHMARK, barrier=rt.barrier,
@@ -170,7 +146,7 @@ def main(cfg: Config) -> RunResult:
     scaler = rt.grad_scaler()
     loss_fn = build_loss(cfg)
     state = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
-    first_epoch = resume_if_asked(cfg, rt, **state)
+    first_epoch, _ = resume_point(torch_runtime.resume(cfg, benchmark=BENCHMARK, **state))
 
     run.log_hyperparameters(hyperparameters(cfg, global_batch, steps_per_epoch),
                             global_batch_size=global_batch, train_samples=len(train_loader.dataset),
@@ -191,7 +167,7 @@ def main(cfg: Config) -> RunResult:
             info(f"epoch {epoch}: top-1 {accuracy:.4f}")
             if run.record_eval(accuracy, epoch):
                 break
-        maybe_checkpoint(cfg, rt, epoch, epoch * steps_per_epoch, **state)
+        torch_runtime.save_checkpoint_if_due(cfg, rt, benchmark=BENCHMARK, epoch=epoch, step=epoch * steps_per_epoch, **state)
     result = run.stop(throughput=images_trained / train_seconds if train_seconds else 0.0)
     torch_runtime.shutdown()
     return result

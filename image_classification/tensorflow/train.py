@@ -24,9 +24,8 @@ import numpy as np
 import tensorflow as tf
 
 from harness import tf_runtime
-from harness.checkpoint import latest_checkpoint, load_checkpoint_state, save_checkpoint
+from harness.checkpoint import resume_point
 from harness.cli import train_entry
-from harness.config import config_to_dict
 from harness.datasets import verify_manifest
 from harness.errors import ConfigError
 from harness.lifecycle import RunResult, TrainingRun
@@ -205,28 +204,6 @@ def evaluate(cfg: Config, strategy, files: Files, eval_step, average_batchnorm_s
     return correct / total
 
 
-def resume_if_asked(cfg: Config, model: keras.Model, optimizer: keras.optimizers.Optimizer) -> int:
-    """The first epoch to train: 1, or the one after the latest checkpoint with `run.resume=true`."""
-    if not cfg.run.resume:
-        return 1
-    path = latest_checkpoint(cfg.run.out_dir)
-    if path is None:
-        info(f"run.resume: no checkpoint under {cfg.run.out_dir}, starting from epoch 1")
-        return 1
-    checkpoint = load_checkpoint_state(path, benchmark=BENCHMARK, framework=FRAMEWORK)
-    tf_runtime.load_payload(path, model=model, optimizer=optimizer)
-    info(f"resumed from {path} (epoch {checkpoint['epoch']})")
-    return checkpoint["epoch"] + 1
-
-
-def maybe_checkpoint(cfg: Config, strategy, epoch: int, step: int, **state) -> None:
-    every = cfg.run.checkpoint_every_epochs
-    if every and epoch % every == 0 and tf_runtime.is_chief(strategy):
-        save_checkpoint(cfg.run.out_dir, benchmark=BENCHMARK, framework=FRAMEWORK, epoch=epoch, step=step,
-                        config=config_to_dict(cfg),
-                        write_payload=lambda folder: tf_runtime.save_payload(folder, **state))
-
-
 def main(cfg: Config) -> RunResult:
     strategy = tf_runtime.setup(cfg.run)
     run = TrainingRun(cfg, benchmark=BENCHMARK, eval_every_epochs=cfg.schedule.eval_every_epochs)
@@ -249,7 +226,7 @@ def main(cfg: Config) -> RunResult:
     eval_step = make_eval_step(strategy, model)
     average_batchnorm_statistics = make_batchnorm_average(strategy, model)
     state = {"model": model, "optimizer": optimizer}
-    first_epoch = resume_if_asked(cfg, model, optimizer)
+    first_epoch, _ = resume_point(tf_runtime.resume(cfg, benchmark=BENCHMARK, **state))
 
     run.log_hyperparameters(hyperparameters(cfg, files.global_batch, steps_per_epoch),
                             global_batch_size=files.global_batch, train_samples=len(files.train_paths),
@@ -271,7 +248,7 @@ def main(cfg: Config) -> RunResult:
             info(f"epoch {epoch}: top-1 {accuracy:.4f}")
             if run.record_eval(accuracy, epoch):
                 break
-        maybe_checkpoint(cfg, strategy, epoch, epoch * steps_per_epoch, **state)
+        tf_runtime.save_checkpoint_if_due(cfg, strategy, benchmark=BENCHMARK, epoch=epoch, step=epoch * steps_per_epoch, **state)
     return run.stop(throughput=images_trained / train_seconds if train_seconds else 0.0)
 
 

@@ -20,9 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from harness import torch_runtime
-from harness.checkpoint import latest_checkpoint, load_checkpoint_state, save_checkpoint
+from harness.checkpoint import resume_point
 from harness.cli import train_entry
-from harness.config import config_to_dict
 from harness.errors import ConfigError
 from harness.lifecycle import RunResult, TrainingRun
 from harness.progress import info, progress_bar
@@ -34,7 +33,7 @@ from recommendation.pytorch.data import (
     build_eval,
     shard_epoch,
 )
-from recommendation.pytorch.model import NeuMF, build_model
+from recommendation.pytorch.model import build_model
 from recommendation.sampling import epoch_samples
 
 FRAMEWORK = "pytorch"
@@ -110,31 +109,6 @@ def evaluate(model: torch.nn.Module, data: EvalTensors, k: int, batch_size: int,
     return total_hits / data.total_users, total_gains / data.total_users
 
 
-def save(cfg: Config, rt: torch_runtime.TorchRuntime, model: NeuMF, optimizer: torch.optim.Optimizer,
-         scaler: torch.amp.GradScaler, epoch: int, step: int, eval_history: list) -> None:
-    if rt.is_main:
-        save_checkpoint(cfg.run.out_dir, benchmark=cfg.benchmark, framework=FRAMEWORK, epoch=epoch, step=step,
-                        config=config_to_dict(cfg), extra={"eval_history": eval_history},
-                        write_payload=lambda folder: torch_runtime.save_payload(
-                            folder, model=model, optimizer=optimizer, scaler=scaler))
-    rt.barrier()
-
-
-def resume_if_asked(cfg: Config, model: NeuMF, optimizer: torch.optim.Optimizer,
-                    scaler: torch.amp.GradScaler) -> tuple[int, int]:
-    """(first epoch, step) after restoring the newest checkpoint; (1, 0) without one."""
-    if not cfg.run.resume:
-        return 1, 0
-    path = latest_checkpoint(cfg.run.out_dir)
-    if path is None:
-        info(f"run.resume: no checkpoint under {cfg.run.out_dir}, starting from scratch")
-        return 1, 0
-    state = load_checkpoint_state(path, benchmark=cfg.benchmark, framework=FRAMEWORK)
-    torch_runtime.load_payload(path, model=model, optimizer=optimizer, scaler=scaler)
-    info(f"resumed from {path} (epoch {state['epoch']})")
-    return state["epoch"] + 1, state["step"]
-
-
 def main(cfg: Config) -> RunResult:
     rt = torch_runtime.setup(cfg.run)
     run = TrainingRun(cfg, benchmark=cfg.benchmark, barrier=rt.barrier,
@@ -147,7 +121,8 @@ def main(cfg: Config) -> RunResult:
         model = torch_runtime.wrap_model(model, rt)
         optimizer = build_optimizer(cfg, model)
         scaler = rt.grad_scaler()
-        first_epoch, step = resume_if_asked(cfg, torch_runtime.unwrap(model), optimizer, scaler)
+        state = {"model": model, "optimizer": optimizer, "scaler": scaler}
+        first_epoch, step = resume_point(torch_runtime.resume(cfg, benchmark=cfg.benchmark, **state))
         samples_per_epoch = prepared.n_train * (1 + cfg.data.train_negatives_per_positive)
         run.log_hyperparameters(hyperparameters(cfg), global_batch_size=cfg.schedule.global_batch_size,
                                 train_samples=samples_per_epoch,
@@ -182,8 +157,8 @@ def main(cfg: Config) -> RunResult:
                 reached = run.record_eval(hit_rate, epoch)
             else:
                 reached = False
-            if cfg.run.checkpoint_every_epochs and epoch % cfg.run.checkpoint_every_epochs == 0:
-                save(cfg, rt, torch_runtime.unwrap(model), optimizer, scaler, epoch, step, run.eval_history)
+            torch_runtime.save_checkpoint_if_due(cfg, rt, benchmark=cfg.benchmark, epoch=epoch, step=step,
+                                                 extra={"eval_history": run.eval_history}, **state)
             if reached:
                 break
         prefetch.shutdown(wait=False, cancel_futures=True)

@@ -21,9 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from harness import tf_runtime
-from harness.checkpoint import latest_checkpoint, load_checkpoint_state, save_checkpoint
+from harness.checkpoint import resume_point
 from harness.cli import train_entry
-from harness.config import config_to_dict
 from harness.errors import ConfigError
 from harness.lifecycle import RunResult, TrainingRun
 from harness.progress import info, progress_bar
@@ -122,29 +121,6 @@ def evaluate(rank_fn: Callable, data: EvalData, k: int, batch_size: int) -> tupl
     return hit_rate_and_ndcg(np.concatenate(ranks), k)
 
 
-def save(cfg: Config, strategy: tf.distribute.Strategy, model: NeuMF, optimizer: Adam,
-         epoch: int, step: int, eval_history: list) -> None:
-    if tf_runtime.is_chief(strategy):
-        save_checkpoint(cfg.run.out_dir, benchmark=cfg.benchmark, framework=FRAMEWORK, epoch=epoch, step=step,
-                        config=config_to_dict(cfg), extra={"eval_history": eval_history},
-                        write_payload=lambda folder: tf_runtime.save_payload(
-                            folder, model=model, optimizer=optimizer))
-
-
-def resume_if_asked(cfg: Config, model: NeuMF, optimizer: Adam) -> tuple[int, int]:
-    """(first epoch, step) after restoring the newest checkpoint; (1, 0) without one."""
-    if not cfg.run.resume:
-        return 1, 0
-    path = latest_checkpoint(cfg.run.out_dir)
-    if path is None:
-        info(f"run.resume: no checkpoint under {cfg.run.out_dir}, starting from scratch")
-        return 1, 0
-    state = load_checkpoint_state(path, benchmark=cfg.benchmark, framework=FRAMEWORK)
-    tf_runtime.load_payload(path, model=model, optimizer=optimizer)
-    info(f"resumed from {path} (epoch {state['epoch']})")
-    return state["epoch"] + 1, state["step"]
-
-
 def main(cfg: Config) -> RunResult:
     strategy = tf_runtime.setup(cfg.run)
     run = TrainingRun(cfg, benchmark=cfg.benchmark, eval_every_epochs=cfg.schedule.eval_every_epochs)
@@ -154,7 +130,8 @@ def main(cfg: Config) -> RunResult:
         model = build_model(prepared.n_users, prepared.n_items, cfg.model.factors, cfg.model.mlp_layer_sizes,
                             seed=cfg.run.seed)
         optimizer = build_optimizer(cfg, model)
-    first_epoch, step = resume_if_asked(cfg, model, optimizer)
+    state = {"model": model, "optimizer": optimizer}
+    first_epoch, step = resume_point(tf_runtime.resume(cfg, benchmark=cfg.benchmark, **state))
     train_step, rank_fn = make_train_step(model, optimizer, strategy), make_rank_fn(model)
     samples_per_epoch = prepared.n_train * (1 + cfg.data.train_negatives_per_positive)
     run.log_hyperparameters(hyperparameters(cfg), global_batch_size=cfg.schedule.global_batch_size,
@@ -187,8 +164,8 @@ def main(cfg: Config) -> RunResult:
             reached = run.record_eval(hit_rate, epoch)
         else:
             reached = False
-        if cfg.run.checkpoint_every_epochs and epoch % cfg.run.checkpoint_every_epochs == 0:
-            save(cfg, strategy, model, optimizer, epoch, step, run.eval_history)
+        tf_runtime.save_checkpoint_if_due(cfg, strategy, benchmark=cfg.benchmark, epoch=epoch, step=step,
+                                          extra={"eval_history": run.eval_history}, **state)
         if reached:
             break
     prefetch.shutdown(wait=False, cancel_futures=True)

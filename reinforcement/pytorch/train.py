@@ -23,9 +23,8 @@ import torch.nn.functional as F
 
 from compliance.mllog import constants
 from harness import torch_runtime
-from harness.checkpoint import latest_checkpoint, load_checkpoint_state, save_checkpoint
+from harness.checkpoint import resume_point
 from harness.cli import train_entry
-from harness.config import config_to_dict
 from harness.errors import ConfigError
 from harness.lifecycle import RunResult, TrainingRun
 from harness.progress import info, progress_bar
@@ -95,31 +94,6 @@ def train_one_generation(model: DualNet, optimizer: torch.optim.SGD, window: Rep
     return step, float(policy_sum) / max(1, steps), float(value_sum) / max(1, steps)
 
 
-def save(cfg: Config, model: DualNet, optimizer: torch.optim.SGD, window: ReplayWindow, generation: int, step: int,
-         eval_history: list) -> None:
-    def payload(folder):
-        torch_runtime.save_payload(folder, model=model, optimizer=optimizer)
-        window.save(folder)
-
-    save_checkpoint(cfg.run.out_dir, benchmark=cfg.benchmark, framework=FRAMEWORK, epoch=generation, step=step,
-                    config=config_to_dict(cfg), extra={"eval_history": eval_history}, write_payload=payload)
-
-
-def resume_if_asked(cfg: Config, model: DualNet, optimizer: torch.optim.SGD, window: ReplayWindow) -> tuple[int, int]:
-    """(first generation, global step) after restoring the newest checkpoint; (1, 0) without one."""
-    if not cfg.run.resume:
-        return 1, 0
-    path = latest_checkpoint(cfg.run.out_dir)
-    if path is None:
-        info(f"run.resume: no checkpoint under {cfg.run.out_dir}, starting from scratch")
-        return 1, 0
-    state = load_checkpoint_state(path, benchmark=cfg.benchmark, framework=FRAMEWORK)
-    torch_runtime.load_payload(path, model=model, optimizer=optimizer)
-    window.load(path)
-    info(f"resumed from {path} (generation {state['epoch']}, {len(window)} positions in the window)")
-    return state["epoch"] + 1, state["step"]
-
-
 def main(cfg: Config) -> RunResult:
     loop.check_config(cfg)
     rt = torch_runtime.setup(cfg.run)
@@ -136,7 +110,11 @@ def main(cfg: Config) -> RunResult:
                             seed=cfg.run.seed).to(rt.device)
         optimizer = build_optimizer(cfg, model)
         window = ReplayWindow(cfg.train.window_size, cfg.game.board_size)
-        first_generation, step = resume_if_asked(cfg, model, optimizer, window)
+        state = {"model": model, "optimizer": optimizer}
+        resumed = torch_runtime.resume(cfg, benchmark=cfg.benchmark, load_beside=window.load, **state)
+        first_generation, step = resume_point(resumed)
+        if resumed is not None:
+            info(f"replay window restored: {len(window)} positions")
         workers = Workers(FRAMEWORK, cfg.selfplay.workers)
         workers.warm_up()
         run.log_hyperparameters(hyperparameters(cfg, opponent), global_batch_size=cfg.train.batch_size,
@@ -169,8 +147,8 @@ def main(cfg: Config) -> RunResult:
                 info(f"generation {generation}: win rate {win_rate:.3f} against {opponent}"
                      + (f", move prediction {accuracy:.3f}" if benchmark_games.positions else ""))
                 reached = run.record_eval(win_rate, generation)
-            if cfg.run.checkpoint_every_epochs and generation % cfg.run.checkpoint_every_epochs == 0:
-                save(cfg, model, optimizer, window, generation, step, run.eval_history)
+            torch_runtime.save_checkpoint_if_due(cfg, rt, benchmark=cfg.benchmark, epoch=generation, step=step,
+                                                 extra={"eval_history": run.eval_history}, save_beside=window.save, **state)
             if reached:
                 break
         return run.stop(throughput=positions / selfplay_seconds if selfplay_seconds else 0.0)

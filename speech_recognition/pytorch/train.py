@@ -21,9 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from harness import torch_runtime
-from harness.checkpoint import latest_checkpoint, load_checkpoint_state, save_checkpoint
+from harness.checkpoint import resume_point
 from harness.cli import train_entry
-from harness.config import config_to_dict
 from harness.datasets import verify_manifest
 from harness.errors import ConfigError
 from harness.lifecycle import RunResult, TrainingRun
@@ -32,7 +31,7 @@ from speech_recognition.batches import BatchSource
 from speech_recognition.config import Config, hyperparameters
 from speech_recognition.dataset import load_splits
 from speech_recognition.pytorch.data import loader, to_torch
-from speech_recognition.pytorch.model import DeepSpeech2, build_model
+from speech_recognition.pytorch.model import build_model
 from speech_recognition.text import BLANK, greedy_decode
 from speech_recognition.wer import error_counts
 
@@ -117,30 +116,6 @@ def evaluate(model: torch.nn.Module, source: BatchSource, rt: torch_runtime.Torc
     return total_errors / total_words if total_words else float("nan")
 
 
-def save(cfg: Config, rt: torch_runtime.TorchRuntime, model: DeepSpeech2, optimizer, scheduler, scaler,
-         epoch: int, step: int, eval_history: list) -> None:
-    if rt.is_main:
-        save_checkpoint(cfg.run.out_dir, benchmark=cfg.benchmark, framework=FRAMEWORK, epoch=epoch, step=step,
-                        config=config_to_dict(cfg), extra={"eval_history": eval_history},
-                        write_payload=lambda folder: torch_runtime.save_payload(
-                            folder, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler))
-    rt.barrier()
-
-
-def resume_if_asked(cfg: Config, model: DeepSpeech2, optimizer, scheduler, scaler) -> tuple[int, int]:
-    """(first epoch, step) after restoring the newest checkpoint; (1, 0) without one."""
-    if not cfg.run.resume:
-        return 1, 0
-    path = latest_checkpoint(cfg.run.out_dir)
-    if path is None:
-        info(f"run.resume: no checkpoint under {cfg.run.out_dir}, starting from scratch")
-        return 1, 0
-    state = load_checkpoint_state(path, benchmark=cfg.benchmark, framework=FRAMEWORK)
-    torch_runtime.load_payload(path, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler)
-    info(f"resumed from {path} (epoch {state['epoch']})")
-    return state["epoch"] + 1, state["step"]
-
-
 def main(cfg: Config) -> RunResult:
     rt = torch_runtime.setup(cfg.run)
     run = TrainingRun(cfg, benchmark=cfg.benchmark, barrier=rt.barrier,
@@ -152,7 +127,8 @@ def main(cfg: Config) -> RunResult:
         model = torch_runtime.wrap_model(build_model(cfg.model, seed=cfg.run.seed), rt)
         optimizer, scheduler = build_optimizer(cfg, model)
         scaler = rt.grad_scaler()
-        first_epoch, step = resume_if_asked(cfg, torch_runtime.unwrap(model), optimizer, scheduler, scaler)
+        state = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
+        first_epoch, step = resume_point(torch_runtime.resume(cfg, benchmark=cfg.benchmark, **state))
         run.log_hyperparameters(hyperparameters(cfg), global_batch_size=cfg.schedule.global_batch_size,
                                 train_samples=len(train_source.utterances), eval_samples=len(eval_source.utterances))
         run.start()
@@ -170,8 +146,8 @@ def main(cfg: Config) -> RunResult:
                 info(f"epoch {epoch}: loss {loss:.3f}, WER {wer:.4f}, lr {optimizer.param_groups[0]['lr']:.3g}")
                 reached = run.record_eval(wer, epoch)
             scheduler.step()  # the reference anneals after the epoch's evaluation
-            if cfg.run.checkpoint_every_epochs and epoch % cfg.run.checkpoint_every_epochs == 0:
-                save(cfg, rt, torch_runtime.unwrap(model), optimizer, scheduler, scaler, epoch, step, run.eval_history)
+            torch_runtime.save_checkpoint_if_due(cfg, rt, benchmark=cfg.benchmark, epoch=epoch, step=step,
+                                                 extra={"eval_history": run.eval_history}, **state)
             if reached:
                 break
         return run.stop(throughput=trained / train_seconds if train_seconds else 0.0)

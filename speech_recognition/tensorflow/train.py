@@ -21,9 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from harness import tf_runtime
-from harness.checkpoint import latest_checkpoint, load_checkpoint_state, save_checkpoint
+from harness.checkpoint import resume_point
 from harness.cli import train_entry
-from harness.config import config_to_dict
 from harness.datasets import verify_manifest
 from harness.errors import ConfigError
 from harness.lifecycle import RunResult, TrainingRun
@@ -186,27 +185,6 @@ def evaluate(best_path_fn: Callable, source: BatchSource) -> float:
     return errors / words if words else float("nan")
 
 
-def save(cfg: Config, strategy, model: DeepSpeech2, optimizer: SGD, epoch: int, step: int, eval_history: list) -> None:
-    if tf_runtime.is_chief(strategy):
-        save_checkpoint(cfg.run.out_dir, benchmark=cfg.benchmark, framework=FRAMEWORK, epoch=epoch, step=step,
-                        config=config_to_dict(cfg), extra={"eval_history": eval_history},
-                        write_payload=lambda folder: tf_runtime.save_payload(folder, model=model, optimizer=optimizer))
-
-
-def resume_if_asked(cfg: Config, model: DeepSpeech2, optimizer: SGD) -> tuple[int, int]:
-    """(first epoch, step) after restoring the newest checkpoint; (1, 0) without one."""
-    if not cfg.run.resume:
-        return 1, 0
-    path = latest_checkpoint(cfg.run.out_dir)
-    if path is None:
-        info(f"run.resume: no checkpoint under {cfg.run.out_dir}, starting from scratch")
-        return 1, 0
-    state = load_checkpoint_state(path, benchmark=cfg.benchmark, framework=FRAMEWORK)
-    tf_runtime.load_payload(path, model=model, optimizer=optimizer)
-    info(f"resumed from {path} (epoch {state['epoch']})")
-    return state["epoch"] + 1, state["step"]
-
-
 def main(cfg: Config) -> RunResult:
     strategy = tf_runtime.setup(cfg.run)
     run = TrainingRun(cfg, benchmark=cfg.benchmark, eval_every_epochs=cfg.schedule.eval_every_epochs)
@@ -216,7 +194,8 @@ def main(cfg: Config) -> RunResult:
     with strategy.scope():
         model = build_model(cfg.model, seed=cfg.run.seed)
         optimizer = build_optimizer(cfg, model)
-    first_epoch, step = resume_if_asked(cfg, model, optimizer)
+    state = {"model": model, "optimizer": optimizer}
+    first_epoch, step = resume_point(tf_runtime.resume(cfg, benchmark=cfg.benchmark, **state))
     train_step = make_train_step(model, optimizer, strategy, cfg.optimizer.gradient_clip_norm)
     best_path_fn = make_best_path_fn(model)
     run.log_hyperparameters(hyperparameters(cfg), global_batch_size=cfg.schedule.global_batch_size,
@@ -236,8 +215,8 @@ def main(cfg: Config) -> RunResult:
                 wer = evaluate(best_path_fn, eval_source)
             info(f"epoch {epoch}: loss {loss:.3f}, WER {wer:.4f}, lr {learning_rate_for(cfg, epoch):.3g}")
             reached = run.record_eval(wer, epoch)
-        if cfg.run.checkpoint_every_epochs and epoch % cfg.run.checkpoint_every_epochs == 0:
-            save(cfg, strategy, model, optimizer, epoch, step, run.eval_history)
+        tf_runtime.save_checkpoint_if_due(cfg, strategy, benchmark=cfg.benchmark, epoch=epoch, step=step,
+                                          extra={"eval_history": run.eval_history}, **state)
         if reached:
             break
     return run.stop(throughput=trained / train_seconds if train_seconds else 0.0)

@@ -20,9 +20,8 @@ import torch.distributed as dist
 from torch import nn
 
 from harness import torch_runtime
-from harness.checkpoint import latest_checkpoint, load_checkpoint_state, save_checkpoint
+from harness.checkpoint import resume_point
 from harness.cli import train_entry
-from harness.config import config_to_dict
 from harness.datasets import verify_manifest
 from harness.errors import ConfigError
 from harness.lifecycle import RunResult, TrainingRun
@@ -150,29 +149,6 @@ def evaluate(model: nn.Module, loader, val: CocoDetection, coco_gt, rt: TorchRun
     return {"BBOX": bbox, "SEGM": segm}
 
 
-def resume_if_asked(cfg: Config, rt: TorchRuntime, **state) -> int:
-    """The first epoch to train: 1, or the one after the latest checkpoint with `run.resume=true`."""
-    if not cfg.run.resume:
-        return 1
-    path = latest_checkpoint(cfg.run.out_dir)
-    if path is None:
-        info(f"run.resume: no checkpoint under {cfg.run.out_dir}, starting from epoch 1")
-        return 1
-    checkpoint = load_checkpoint_state(path, benchmark=BENCHMARK, framework=FRAMEWORK)
-    torch_runtime.load_payload(path, map_location=rt.device, **state)
-    info(f"resumed from {path} (epoch {checkpoint['epoch']})")
-    return checkpoint["epoch"] + 1
-
-
-def maybe_checkpoint(cfg: Config, rt: TorchRuntime, epoch: int, step: int, **state) -> None:
-    every = cfg.run.checkpoint_every_epochs
-    if every and epoch % every == 0 and rt.is_main:
-        save_checkpoint(cfg.run.out_dir, benchmark=BENCHMARK, framework=FRAMEWORK, epoch=epoch, step=step,
-                        config=config_to_dict(cfg),
-                        write_payload=lambda folder: torch_runtime.save_payload(folder, **state))
-    rt.barrier()
-
-
 def main(cfg: Config) -> RunResult:
     check(cfg)
     rt = torch_runtime.setup(cfg.run)
@@ -200,7 +176,7 @@ def main(cfg: Config) -> RunResult:
     optimizer = build_optimizer(cfg, model)
     scaler = rt.grad_scaler()
     state = {"model": model, "optimizer": optimizer, "scaler": scaler}
-    first_epoch = resume_if_asked(cfg, rt, **state)
+    first_epoch, _ = resume_point(torch_runtime.resume(cfg, benchmark=BENCHMARK, **state))
 
     run.log_hyperparameters(hyperparameters(cfg, global_batch), global_batch_size=global_batch,
                             train_samples=len(train), eval_samples=len(val),
@@ -223,7 +199,7 @@ def main(cfg: Config) -> RunResult:
             info(f"epoch {epoch}: box AP {quality['BBOX']:.4f}, mask AP {quality['SEGM']:.4f}")
             if run.record_eval(quality, epoch):
                 break
-        maybe_checkpoint(cfg, rt, epoch, first_step + steps, **state)
+        torch_runtime.save_checkpoint_if_due(cfg, rt, benchmark=BENCHMARK, epoch=epoch, step=first_step + steps, **state)
     result = run.stop(throughput=images_trained / train_seconds if train_seconds else 0.0)
     torch_runtime.shutdown()
     return result

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from harness import tf_runtime
-from harness.checkpoint import latest_checkpoint, load_checkpoint_state, save_checkpoint
+from harness.checkpoint import resume_point
 from harness.cli import train_entry
-from harness.config import config_to_dict
 from harness.datasets import verify_manifest
 from harness.errors import ConfigError, DatasetError
 from harness.lifecycle import RunResult, TrainingRun
@@ -165,26 +163,6 @@ def evaluate(cfg: Config, val: CocoDetection, coco_gt, predict) -> dict[str, flo
     return quality
 
 
-def resume_if_asked(cfg: Config, model: keras.Model, optimizer) -> int:
-    if not cfg.run.resume:
-        return 1
-    path = latest_checkpoint(cfg.run.out_dir)
-    if path is None:
-        info(f"run.resume: no checkpoint under {cfg.run.out_dir}, starting from epoch 1")
-        return 1
-    checkpoint = load_checkpoint_state(path, benchmark=BENCHMARK, framework=FRAMEWORK)
-    tf_runtime.load_payload(path, model=model, optimizer=optimizer)
-    info(f"resumed from {path} (epoch {checkpoint['epoch']})")
-    return checkpoint["epoch"] + 1
-
-
-def maybe_checkpoint(cfg: Config, strategy, epoch: int, step: int, **state) -> None:
-    every = cfg.run.checkpoint_every_epochs
-    if every and epoch % every == 0 and tf_runtime.is_chief(strategy):
-        save_checkpoint(cfg.run.out_dir, benchmark=BENCHMARK, framework=FRAMEWORK, epoch=epoch, step=step,
-                        config=config_to_dict(cfg), write_payload=lambda folder: tf_runtime.save_payload(folder, **state))
-
-
 def main(cfg: Config) -> RunResult:
     check(cfg)
     strategy = tf_runtime.setup(cfg.run)
@@ -217,7 +195,7 @@ def main(cfg: Config) -> RunResult:
     train_step = make_train_step(cfg, strategy, model, optimizer)
     predict = make_predict(model)
     state = {"model": model, "optimizer": optimizer}
-    first_epoch = resume_if_asked(cfg, model, optimizer)
+    first_epoch, _ = resume_point(tf_runtime.resume(cfg, benchmark=BENCHMARK, **state))
 
     run.log_hyperparameters(hyperparameters(cfg, global_batch), global_batch_size=global_batch,
                             train_samples=len(train), eval_samples=len(val),
@@ -240,7 +218,7 @@ def main(cfg: Config) -> RunResult:
             info(f"epoch {epoch}: box AP {quality['BBOX']:.4f}, mask AP {quality['SEGM']:.4f}")
             if run.record_eval(quality, epoch):
                 break
-        maybe_checkpoint(cfg, strategy, epoch, first_step + steps, **state)
+        tf_runtime.save_checkpoint_if_due(cfg, strategy, benchmark=BENCHMARK, epoch=epoch, step=first_step + steps, **state)
     return run.stop(throughput=images_trained / train_seconds if train_seconds else 0.0)
 
 

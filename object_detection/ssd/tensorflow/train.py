@@ -20,9 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from harness import tf_runtime
-from harness.checkpoint import latest_checkpoint, load_checkpoint_state, save_checkpoint
+from harness.checkpoint import resume_point
 from harness.cli import train_entry
-from harness.config import config_to_dict
 from harness.datasets import verify_manifest
 from harness.errors import ConfigError
 from harness.lifecycle import RunResult, TrainingRun
@@ -174,26 +173,6 @@ def evaluate(cfg: Config, val: CocoDetection, coco_gt, predict, average_batchnor
     return result.ap
 
 
-def resume_if_asked(cfg: Config, model: keras.Model, optimizer) -> int:
-    if not cfg.run.resume:
-        return 1
-    path = latest_checkpoint(cfg.run.out_dir)
-    if path is None:
-        info(f"run.resume: no checkpoint under {cfg.run.out_dir}, starting from epoch 1")
-        return 1
-    checkpoint = load_checkpoint_state(path, benchmark=BENCHMARK, framework=FRAMEWORK)
-    tf_runtime.load_payload(path, model=model, optimizer=optimizer)
-    info(f"resumed from {path} (epoch {checkpoint['epoch']})")
-    return checkpoint["epoch"] + 1
-
-
-def maybe_checkpoint(cfg: Config, strategy, epoch: int, step: int, **state) -> None:
-    every = cfg.run.checkpoint_every_epochs
-    if every and epoch % every == 0 and tf_runtime.is_chief(strategy):
-        save_checkpoint(cfg.run.out_dir, benchmark=BENCHMARK, framework=FRAMEWORK, epoch=epoch, step=step,
-                        config=config_to_dict(cfg), write_payload=lambda folder: tf_runtime.save_payload(folder, **state))
-
-
 def main(cfg: Config) -> RunResult:
     check(cfg)
     strategy = tf_runtime.setup(cfg.run)
@@ -220,7 +199,7 @@ def main(cfg: Config) -> RunResult:
     predict = make_predict(cfg, model, anchors_cxcywh)
     average_batchnorm_statistics = make_batchnorm_average(strategy, model)
     state = {"model": model, "optimizer": optimizer}
-    first_epoch = resume_if_asked(cfg, model, optimizer)
+    first_epoch, _ = resume_point(tf_runtime.resume(cfg, benchmark=BENCHMARK, **state))
 
     run.log_hyperparameters(hyperparameters(cfg, len(train), global_batch), global_batch_size=global_batch,
                             train_samples=len(train), eval_samples=len(val),
@@ -242,7 +221,7 @@ def main(cfg: Config) -> RunResult:
             info(f"epoch {epoch}: box mAP {ap:.4f}")
             if run.record_eval(ap, epoch):
                 break
-        maybe_checkpoint(cfg, strategy, epoch, epoch * steps_per_epoch, **state)
+        tf_runtime.save_checkpoint_if_due(cfg, strategy, benchmark=BENCHMARK, epoch=epoch, step=epoch * steps_per_epoch, **state)
     return run.stop(throughput=images_trained / train_seconds if train_seconds else 0.0)
 
 

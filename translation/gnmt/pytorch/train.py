@@ -22,9 +22,8 @@ import torch.distributed as dist
 
 from compliance.mllog import constants
 from harness import torch_runtime
-from harness.checkpoint import latest_checkpoint, load_checkpoint_state, save_checkpoint
+from harness.checkpoint import resume_point
 from harness.cli import train_entry
-from harness.config import config_to_dict
 from harness.lifecycle import RunResult, TrainingRun
 from harness.progress import info, progress_bar
 from translation import bleu
@@ -121,30 +120,6 @@ def evaluate(model: GNMT, prepared: Prepared, cfg: Config, rt: torch_runtime.Tor
     return result
 
 
-def save(cfg: Config, rt: torch_runtime.TorchRuntime, model: GNMT, optimizer, scheduler, scaler,
-         epoch: int, step: int, eval_history: list) -> None:
-    if rt.is_main:
-        save_checkpoint(cfg.run.out_dir, benchmark=cfg.benchmark, framework=FRAMEWORK, epoch=epoch, step=step,
-                        config=config_to_dict(cfg), extra={"eval_history": eval_history},
-                        write_payload=lambda folder: torch_runtime.save_payload(
-                            folder, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler))
-    rt.barrier()
-
-
-def resume_if_asked(cfg: Config, model: GNMT, optimizer, scheduler, scaler) -> tuple[int, int]:
-    """(first epoch, step) after restoring the newest checkpoint; (1, 0) without one."""
-    if not cfg.run.resume:
-        return 1, 0
-    path = latest_checkpoint(cfg.run.out_dir)
-    if path is None:
-        info(f"run.resume: no checkpoint under {cfg.run.out_dir}, starting from scratch")
-        return 1, 0
-    state = load_checkpoint_state(path, benchmark=cfg.benchmark, framework=FRAMEWORK)
-    torch_runtime.load_payload(path, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler)
-    info(f"resumed from {path} (epoch {state['epoch']})")
-    return state["epoch"] + 1, state["step"]
-
-
 def main(cfg: Config) -> RunResult:
     cfg = check(cfg)
     rt = torch_runtime.setup(cfg.run)
@@ -157,7 +132,8 @@ def main(cfg: Config) -> RunResult:
         model = torch_runtime.wrap_model(build_model(prepared.vocab_size, cfg.model, seed=cfg.run.seed), rt)
         optimizer, scheduler = build_optimizer(cfg, model, schedule)
         scaler = rt.grad_scaler()
-        first_epoch, step = resume_if_asked(cfg, torch_runtime.unwrap(model), optimizer, scheduler, scaler)
+        state = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
+        first_epoch, step = resume_point(torch_runtime.resume(cfg, benchmark=cfg.benchmark, **state))
         run.log_hyperparameters(hyperparameters(cfg, steps),
                                 global_batch_size=cfg.data.batch_size_per_replica * rt.world_size,
                                 train_samples=steps * cfg.data.batch_size_per_replica * rt.world_size,
@@ -181,8 +157,8 @@ def main(cfg: Config) -> RunResult:
                     result = evaluate(torch_runtime.unwrap(model), prepared, cfg, rt)
                 info(f"epoch {epoch}: loss {loss:.4f}, BLEU {result.score:.2f} ({step} steps)")
                 reached = run.record_eval(result.fraction, epoch)
-            if cfg.run.checkpoint_every_epochs and epoch % cfg.run.checkpoint_every_epochs == 0:
-                save(cfg, rt, torch_runtime.unwrap(model), optimizer, scheduler, scaler, epoch, step, run.eval_history)
+            torch_runtime.save_checkpoint_if_due(cfg, rt, benchmark=cfg.benchmark, epoch=epoch, step=step,
+                                                 extra={"eval_history": run.eval_history}, **state)
             if reached:
                 break
         # throughput in target tokens per second (the unit the speed bench compares)

@@ -23,9 +23,8 @@ import tensorflow as tf
 
 from compliance.mllog import constants
 from harness import tf_runtime
-from harness.checkpoint import latest_checkpoint, load_checkpoint_state, save_checkpoint
+from harness.checkpoint import resume_point
 from harness.cli import train_entry
-from harness.config import config_to_dict
 from harness.lifecycle import RunResult, TrainingRun
 from harness.progress import info, progress_bar
 from harness.tf_optimizers import TorchAdam
@@ -135,28 +134,6 @@ def evaluate(decode_batch: Callable, prepared: Prepared, cfg: Config) -> bleu.Bl
     return result
 
 
-def save(cfg: Config, strategy: tf.distribute.Strategy, model: Transformer, optimizer: TorchAdam,
-         epoch: int, step: int, eval_history: list) -> None:
-    if tf_runtime.is_chief(strategy):
-        save_checkpoint(cfg.run.out_dir, benchmark=cfg.benchmark, framework=FRAMEWORK, epoch=epoch, step=step,
-                        config=config_to_dict(cfg), extra={"eval_history": eval_history},
-                        write_payload=lambda folder: tf_runtime.save_payload(folder, model=model, optimizer=optimizer))
-
-
-def resume_if_asked(cfg: Config, model: Transformer, optimizer: TorchAdam) -> tuple[int, int]:
-    """(first epoch, step) after restoring the newest checkpoint; (1, 0) without one."""
-    if not cfg.run.resume:
-        return 1, 0
-    path = latest_checkpoint(cfg.run.out_dir)
-    if path is None:
-        info(f"run.resume: no checkpoint under {cfg.run.out_dir}, starting from scratch")
-        return 1, 0
-    state = load_checkpoint_state(path, benchmark=cfg.benchmark, framework=FRAMEWORK)
-    tf_runtime.load_payload(path, model=model, optimizer=optimizer)  # dropout seed states too
-    info(f"resumed from {path} (epoch {state['epoch']})")
-    return state["epoch"] + 1, state["step"]
-
-
 def main(cfg: Config) -> RunResult:
     cfg = check(cfg)
     strategy = tf_runtime.setup(cfg.run)
@@ -167,7 +144,8 @@ def main(cfg: Config) -> RunResult:
     with strategy.scope():
         model = build_model(prepared.vocab_size, cfg.model, seed=cfg.run.seed)
         optimizer = build_optimizer(cfg, model)
-    first_epoch, step = resume_if_asked(cfg, model, optimizer)
+    state = {"model": model, "optimizer": optimizer}
+    first_epoch, step = resume_point(tf_runtime.resume(cfg, benchmark=cfg.benchmark, **state))
     train_step = make_train_step(model, optimizer, strategy, cfg.optimizer.label_smoothing)
     decode_batch = make_decoder(model, cfg)
     run.log_hyperparameters(hyperparameters(cfg), global_batch_size=cfg.data.max_tokens_per_replica * replicas,
@@ -191,8 +169,8 @@ def main(cfg: Config) -> RunResult:
                 result = evaluate(decode_batch, prepared, cfg)
             info(f"epoch {epoch}: loss {loss:.4f}, BLEU {result.score:.2f} ({step} steps)")
             reached = run.record_eval(result.fraction, epoch)
-        if cfg.run.checkpoint_every_epochs and epoch % cfg.run.checkpoint_every_epochs == 0:
-            save(cfg, strategy, model, optimizer, epoch, step, run.eval_history)
+        tf_runtime.save_checkpoint_if_due(cfg, strategy, benchmark=cfg.benchmark, epoch=epoch, step=step,
+                                          extra={"eval_history": run.eval_history}, **state)
         if reached:
             break
     return run.stop(throughput=trained_tokens / train_seconds if train_seconds else 0.0)
