@@ -16,7 +16,7 @@ once, here:
   none left over, every shape right, checked before anything is assigned); a wrong file is one
   line, a `UserError` naming the model and the parameter;
 - `as_numpy`, `to_torch_state_dict`, `read_torch_file`: tensors <-> arrays, and the `.pt` files the
-  command-line converters read.
+  command-line converters read (`Table.convert_file`, `command_line`).
 
 BatchNorm's `num_batches_tracked` counts updates and matters only for momentum=None (cumulative
 averaging), which no model here uses; Keras has no such variable. A table lists it as
@@ -30,6 +30,7 @@ a row's variable needs `shape`, `dtype`, `numpy()` and `assign()`.
 
 from __future__ import annotations
 
+import argparse
 import pickle
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -37,7 +38,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from harness.errors import UserError
+from harness.errors import UserError, exit_on_user_error
 
 NUM_BATCHES_TRACKED = "num_batches_tracked"
 # Keras variable name -> PyTorch parameter / buffer name, for tables read off Keras variable paths
@@ -211,24 +212,29 @@ class Table:
         casts to the model's dtype)."""
         torch_model.load_numpy(self.keras_to_torch_layout(keras_model, None))
 
-    def convert_file(self, source: str | Path, destination: str | Path, from_state: Callable[[dict], Any],
-                     from_keras_file: Callable[[Path], Any] | None = None) -> Path:
-        """`.pt` (a state_dict or a harness checkpoint payload) -> Keras `.weights.h5`, `from_state(state)`
-        making the Keras model of the sizes the state implies; and `.weights.h5` -> `.pt` where
-        `from_keras_file(path)` makes the model a weights file implies."""
+    def convert_file(self, source: str | Path, destination: str | Path, build: Callable[..., Any],
+                     sizes_from_state: Callable[[dict], dict], sizes_from_keras_file: Callable[[Path], dict] | None = None) -> Path:
+        """`.pt` (a state_dict or a harness checkpoint payload) -> Keras `.weights.h5`, and `.weights.h5` -> `.pt`
+        where `sizes_from_keras_file` is given. `build(**sizes)` makes the Keras model of the sizes
+        `sizes_from_state(state)` reads off a state_dict (its KeyError, ValueError or AttributeError:
+        not this model's state_dict) or `sizes_from_keras_file(path)` off a weights file."""
         source, destination = Path(source), Path(destination)
         if not source.is_file():
             raise UserError(f"{source}: no such file")
         if source.suffix == ".pt" and destination.name.endswith(".weights.h5"):
             state = read_torch_file(source)
-            model = from_state(state)
+            try:
+                sizes = sizes_from_state(state)
+            except (KeyError, ValueError, AttributeError) as error:
+                raise UserError(f"not a {self.model_name} state_dict ({error})") from None
+            model = build(**sizes)
             model.build()
             self.load_torch_layout(model, state)
             model.save_weights(destination)
-        elif from_keras_file is not None and source.name.endswith(".weights.h5") and destination.suffix == ".pt":
+        elif sizes_from_keras_file is not None and source.name.endswith(".weights.h5") and destination.suffix == ".pt":
             import torch
 
-            model = from_keras_file(source)
+            model = build(**sizes_from_keras_file(source))
             model.build()
             try:
                 model.load_weights(source)
@@ -237,9 +243,24 @@ class Table:
             torch.save(to_torch_state_dict(self.keras_to_torch_layout(model)), destination)
         else:
             raise UserError(f"convert {source} -> {destination}: expected .pt -> .weights.h5" + (
-                " or .weights.h5 -> .pt" if from_keras_file else
+                " or .weights.h5 -> .pt" if sizes_from_keras_file else
                 " (the other way: keras_to_torch in Python, the Keras model gives its sizes)"))
         return destination
+
+
+@exit_on_user_error
+def command_line(argv: list[str] | None, prog: str, description: str, convert_file: Callable[..., Path], *,
+                 both_ways: bool = False, options: Mapping[str, dict] | None = None) -> int:
+    """A converter's `main`: `prog SOURCE DESTINATION [options]` -> `convert_file(source, destination,
+    **options)`; `options` are argparse flags (`{"--num-heads": {"type": int, ...}}`)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", help="a PyTorch .pt (state_dict or harness payload)" + (" or a Keras .weights.h5" if both_ways else ""))
+    parser.add_argument("destination", help="the other format" if both_ways else "a Keras .weights.h5")
+    for flag, settings in (options or {}).items():
+        parser.add_argument(flag, **settings)
+    args = vars(parser.parse_args(argv))
+    print(convert_file(args.pop("source"), args.pop("destination"), **args))
+    return 0
 
 
 def to_torch_state_dict(state: Mapping[str, np.ndarray]) -> dict:

@@ -24,6 +24,7 @@ from harness.convert import (
     Row,
     Table,
     as_numpy,
+    command_line,
     counter,
     layer_rows,
     load_torch_layout,
@@ -215,6 +216,59 @@ def test_a_pt_file_is_read_as_a_state_dict_or_a_checkpoint_payload_and_anything_
     for name, message in (("text.pt", "not a PyTorch file"), ("list.pt", "holds no state_dict"), ("absent.pt", "not a PyTorch file")):
         with pytest.raises(UserError, match=f"{name}: {message}"):
             read_torch_file(tmp_path / name)
+
+
+class TinyDense(keras.Model):
+    """A Keras model as the command-line converters need one: sizes in, `build()` with no arguments."""
+
+    def __init__(self, inputs: int, outputs: int):
+        super().__init__()
+        self.inputs_, self.fc = inputs, keras.layers.Dense(outputs, name="fc")
+
+    def build(self, input_shape=None):
+        self.fc.build((None, self.inputs_))
+        self.built = True
+
+    def call(self, x):
+        return self.fc(x)
+
+
+TINY = Table("tiny", lambda model: list(layer_rows(model.fc, "fc")))
+
+
+def tiny_sizes(state) -> dict:
+    outputs, inputs = state["fc.weight"].shape
+    return {"inputs": int(inputs), "outputs": int(outputs)}
+
+
+def tiny_convert(source, destination, both_ways: bool = True):
+    return TINY.convert_file(source, destination, TinyDense, tiny_sizes, (lambda path: {"inputs": 7, "outputs": 2}) if both_ways else None)
+
+
+def test_the_command_line_converts_a_pt_file_to_keras_weights_and_back_bit_for_bit(tmp_path, capsys):
+    linear = torch.nn.ModuleDict({"fc": torch.nn.Linear(7, 2)})
+    torch.save({"model": linear.state_dict(), "epoch": 1}, tmp_path / "in.pt")  # a harness checkpoint payload
+    assert command_line([str(tmp_path / "in.pt"), str(tmp_path / "tiny.weights.h5")], "tiny", "", tiny_convert, both_ways=True) == 0
+    assert command_line([str(tmp_path / "tiny.weights.h5"), str(tmp_path / "out.pt")], "tiny", "", tiny_convert, both_ways=True) == 0
+    back = torch.load(tmp_path / "out.pt")
+    assert list(back) == ["fc.weight", "fc.bias"]
+    assert all(torch.equal(back[name], value) for name, value in linear.state_dict().items())
+    assert capsys.readouterr().out.split() == [str(tmp_path / "tiny.weights.h5"), str(tmp_path / "out.pt")]
+
+
+def test_the_command_line_says_what_is_wrong_in_one_line_and_exits_2(tmp_path, capsys):
+    torch.save({"other.weight": torch.zeros(2)}, tmp_path / "other.pt")
+    torch.save(torch.nn.ModuleDict({"fc": torch.nn.Linear(7, 2)}).state_dict(), tmp_path / "in.pt")
+    for arguments, message in ((["absent.pt", "a.weights.h5"], "absent.pt: no such file"),
+                               (["other.pt", "a.weights.h5"], "not a tiny state_dict ('fc.weight')"),
+                               (["in.pt", "a.h5"], "expected .pt -> .weights.h5 or .weights.h5 -> .pt")):
+        with pytest.raises(SystemExit) as exit_:
+            command_line([str(tmp_path / arguments[0]), str(tmp_path / arguments[1])], "tiny", "", tiny_convert, both_ways=True)
+        assert exit_.value.code == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and message in error, error
+    with pytest.raises(UserError, match="the other way: keras_to_torch in Python"):
+        tiny_convert(tmp_path / "in.pt", tmp_path / "a.pt", both_ways=False)
 
 
 def test_the_module_imports_only_numpy():

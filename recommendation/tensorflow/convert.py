@@ -17,15 +17,14 @@ Nothing here imports torch at module level, so the TensorFlow image needs no PyT
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.convert import DENSE, Row, Table
-from harness.errors import UserError, exit_on_user_error
+from harness.convert import DENSE, Row, Table, command_line
+from harness.errors import UserError
 
 if TYPE_CHECKING:
     import keras
@@ -48,16 +47,12 @@ torch_to_keras, keras_to_torch = NEUMF_WEIGHTS.torch_to_keras, NEUMF_WEIGHTS.ker
 
 
 def sizes_from_state(state: dict[str, np.ndarray]) -> dict:
-    """The NeuMF constructor arguments a state_dict implies (users, items, factors, MLP sizes)."""
-    try:
-        n_users, factors = state["mf_user_embed.weight"].shape
-        n_items = state["mf_item_embed.weight"].shape[0]
-        layers = sorted(int(name.split(".")[1]) for name in state
-                        if name.startswith("mlp.") and name.endswith(".weight"))
-        sizes = [2 * state["mlp_user_embed.weight"].shape[1]]
-        sizes += [state[f"mlp.{index}.weight"].shape[0] for index in layers]
-    except (KeyError, ValueError, AttributeError) as error:
-        raise UserError(f"not a NeuMF state_dict ({error})") from None
+    """The NeuMF constructor arguments a state_dict implies (users, items, factors, MLP sizes); a
+    KeyError, ValueError or AttributeError where it is not a NeuMF state_dict."""
+    n_users, factors = state["mf_user_embed.weight"].shape
+    n_items = state["mf_item_embed.weight"].shape[0]
+    layers = sorted(int(name.split(".")[1]) for name in state if name.startswith("mlp.") and name.endswith(".weight"))
+    sizes = [2 * state["mlp_user_embed.weight"].shape[1]] + [state[f"mlp.{index}.weight"].shape[0] for index in layers]
     return {"n_users": int(n_users), "n_items": int(n_items), "factors": int(factors),
             "mlp_layer_sizes": tuple(int(size) for size in sizes)}
 
@@ -66,8 +61,7 @@ def convert_file(source: str | Path, destination: str | Path) -> Path:
     """`.pt` (a state_dict or a harness torch payload) -> Keras `.weights.h5`, or the reverse."""
     from recommendation.tensorflow.model import NeuMF
 
-    return NEUMF_WEIGHTS.convert_file(source, destination, lambda state: NeuMF(**sizes_from_state(state)),
-                              lambda path: NeuMF(**sizes_from_keras_file(path)))
+    return NEUMF_WEIGHTS.convert_file(source, destination, NeuMF, sizes_from_state, sizes_from_keras_file)
 
 
 def sizes_from_keras_file(path: str | Path) -> dict:
@@ -95,15 +89,8 @@ def sizes_from_keras_file(path: str | Path) -> dict:
             "mlp_layer_sizes": (2 * int(half), *(int(shape[1]) for shape in kernels))}
 
 
-@exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m recommendation.tensorflow.convert", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("source", help="a PyTorch .pt (state_dict or harness payload) or a Keras .weights.h5")
-    parser.add_argument("destination", help="the other format")
-    args = parser.parse_args(argv)
-    print(convert_file(args.source, args.destination))
-    return 0
+    return command_line(argv, "python -m recommendation.tensorflow.convert", __doc__, convert_file, both_ways=True)
 
 
 if __name__ == "__main__":

@@ -17,15 +17,13 @@ Nothing here imports torch at module level, so the TensorFlow image needs no PyT
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.convert import DENSE, Row, Table
-from harness.errors import UserError, exit_on_user_error
+from harness.convert import DENSE, Row, Table, command_line
 
 if TYPE_CHECKING:
     import keras
@@ -67,12 +65,10 @@ torch_to_keras, keras_to_torch = GNMT_WEIGHTS.torch_to_keras, GNMT_WEIGHTS.keras
 
 
 def sizes_from_state(state: dict[str, np.ndarray]) -> dict:
-    """The GNMT constructor arguments a state_dict implies."""
-    try:
-        vocab_size, hidden = state["embedder.weight"].shape
-        layers = 1 + max(int(name.split(".")[2]) for name in state if name.startswith("encoder.rnn_layers."))
-    except (KeyError, ValueError, AttributeError) as error:
-        raise UserError(f"not a GNMT state_dict ({error})") from None
+    """The GNMT constructor arguments a state_dict implies; a KeyError, ValueError or AttributeError
+    where it is not a GNMT state_dict."""
+    vocab_size, hidden = state["embedder.weight"].shape
+    layers = 1 + max(int(name.split(".")[2]) for name in state if name.startswith("encoder.rnn_layers."))
     return {"vocab_size": int(vocab_size), "hidden_size": int(hidden), "num_layers": int(layers)}
 
 
@@ -80,18 +76,11 @@ def convert_file(source: str | Path, destination: str | Path) -> Path:
     """`.pt` (a state_dict or a harness torch payload) -> Keras `.weights.h5`."""
     from translation.gnmt.tensorflow.model import GNMT
 
-    return GNMT_WEIGHTS.convert_file(source, destination, lambda state: GNMT(**sizes_from_state(state)))
+    return GNMT_WEIGHTS.convert_file(source, destination, GNMT, sizes_from_state)
 
 
-@exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m translation.gnmt.tensorflow.convert", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("source", help="a PyTorch .pt (state_dict or harness payload)")
-    parser.add_argument("destination", help="a Keras .weights.h5")
-    args = parser.parse_args(argv)
-    print(convert_file(args.source, args.destination))
-    return 0
+    return command_line(argv, "python -m translation.gnmt.tensorflow.convert", __doc__, convert_file)
 
 
 if __name__ == "__main__":

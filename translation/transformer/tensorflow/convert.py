@@ -16,15 +16,14 @@ Nothing here imports torch at module level, so the TensorFlow image needs no PyT
 
 from __future__ import annotations
 
-import argparse
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.convert import DENSE, Row, Table
-from harness.errors import UserError, exit_on_user_error
+from harness.convert import DENSE, Row, Table, command_line
 
 if TYPE_CHECKING:
     import keras
@@ -68,13 +67,11 @@ torch_to_keras, keras_to_torch = TRANSFORMER_WEIGHTS.torch_to_keras, TRANSFORMER
 
 
 def sizes_from_state(state: dict[str, np.ndarray]) -> dict:
-    """The Transformer constructor arguments a state_dict implies (heads cannot be read from weights)."""
-    try:
-        vocab_size, hidden = state["embedding_softmax_layer.shared_weights"].shape
-        layers = 1 + max(int(name.split(".")[2]) for name in state if name.startswith("encoder_stack.layers."))
-        filter_size = state["encoder_stack.layers.0.ffn.layer.filter_layer.weight"].shape[0]
-    except (KeyError, ValueError, AttributeError) as error:
-        raise UserError(f"not a Transformer state_dict ({error})") from None
+    """The Transformer constructor arguments a state_dict implies (heads cannot be read from weights);
+    a KeyError, ValueError or AttributeError where it is not a Transformer state_dict."""
+    vocab_size, hidden = state["embedding_softmax_layer.shared_weights"].shape
+    layers = 1 + max(int(name.split(".")[2]) for name in state if name.startswith("encoder_stack.layers."))
+    filter_size = state["encoder_stack.layers.0.ffn.layer.filter_layer.weight"].shape[0]
     return {"vocab_size": int(vocab_size), "hidden_size": int(hidden), "num_hidden_layers": int(layers),
             "filter_size": int(filter_size)}
 
@@ -84,20 +81,13 @@ def convert_file(source: str | Path, destination: str | Path, num_heads: int) ->
     not in the weights: give the model's)."""
     from translation.transformer.tensorflow.model import Transformer
 
-    return TRANSFORMER_WEIGHTS.convert_file(source, destination,
-                                            lambda state: Transformer(num_heads=num_heads, **sizes_from_state(state)))
+    return TRANSFORMER_WEIGHTS.convert_file(source, destination, functools.partial(Transformer, num_heads=num_heads),
+                                            sizes_from_state)
 
 
-@exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m translation.transformer.tensorflow.convert", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("source", help="a PyTorch .pt (state_dict or harness payload)")
-    parser.add_argument("destination", help="a Keras .weights.h5")
-    parser.add_argument("--num-heads", type=int, default=16, help="attention heads (not recorded in the weights)")
-    args = parser.parse_args(argv)
-    print(convert_file(args.source, args.destination, args.num_heads))
-    return 0
+    return command_line(argv, "python -m translation.transformer.tensorflow.convert", __doc__, convert_file, options={
+        "--num-heads": {"type": int, "default": 16, "help": "attention heads (not recorded in the weights)"}})
 
 
 if __name__ == "__main__":
