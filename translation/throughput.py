@@ -83,9 +83,10 @@ def pipeline_throughput(dataset, config_class, target_tokens: Callable, seconds:
 
 
 def run_bench(gpu_size: dict, gpu_label: str, cpu_size: dict, pytorch_throughput: Callable, tensorflow_throughput: Callable,
-              pipeline: Callable[[], dict], include_tensorflow: bool = True) -> dict:
+              pipeline: Callable[[], dict], rate_line: Callable[[str, dict, int], str], include_tensorflow: bool = True) -> dict:
     """The bench's result: `gpu_size` on a GPU, the labelled REDUCED `cpu_size` on a CPU; `*_throughput(size,
-    repeats, rounds)` per framework, `pipeline()` for the input."""
+    repeats, rounds)` per framework, `pipeline()` for the input; `rate_line(framework, its result, rounds)`
+    printed for each framework measured."""
     import torch
 
     on_gpu = torch.cuda.is_available()
@@ -103,4 +104,7 @@ def run_bench(gpu_size: dict, gpu_label: str, cpu_size: dict, pytorch_throughput
     result["pytorch"]["fraction_of_gemm_peak"] = result["pytorch"]["ours_gflops"] / result["gemm_fp32"]["gflops"]
     result["pipeline"] = pipeline()
     result["pipeline"]["vs_pytorch_model"] = result["pipeline"]["tokens_per_s"] / result["pytorch"]["ours_tokens_per_s"]
+    for framework in ("pytorch", "tensorflow"):
+        if framework in result:
+            console.print(rate_line(framework, result[framework], rounds))
     return result

@@ -173,15 +173,15 @@ def pipeline_throughput(seconds: float = 3.0) -> dict:
     return throughput.pipeline_throughput(dataset, Config, _target_tokens, seconds)
 
 
+def _rate_line(framework: str, data: dict, rounds: int) -> str:
+    peer = next(key for key in data if key.endswith("_tokens_per_s") and not key.startswith("ours"))
+    return (f"{framework}: ours {data['ours_tokens_per_s']:,.0f} target tokens/s, {peer.removesuffix('_tokens_per_s')} "
+            f"{data[peer]:,.0f}; ratio {data['ratio']:.2f} (median of {rounds} paired rounds, >1: ours faster)")
+
+
 def run_bench(include_tensorflow: bool = True) -> dict:
     result = throughput.run_bench(REFERENCE, "GNMT v2", CPU_SIZE, pytorch_throughput, tensorflow_throughput,
-                                  pipeline_throughput, include_tensorflow)
-    for framework in ("pytorch", "tensorflow"):
-        if framework in result:
-            data = result[framework]
-            peer = next(key for key in data if key.endswith("_tokens_per_s") and not key.startswith("ours"))
-            console.print(f"{framework}: ours {data['ours_tokens_per_s']:,.0f} target tokens/s, {peer.removesuffix('_tokens_per_s')} "
-                          f"{data[peer]:,.0f}; ratio {data['ratio']:.2f} (median of {result['rounds']} paired rounds, >1: ours faster)")
+                                  pipeline_throughput, _rate_line, include_tensorflow)
     console.print(f"pytorch: {result['pytorch']['ours_gflops']:.1f} GFLOP/s, {result['pytorch']['fraction_of_gemm_peak']:.0%} "
                   f"of the measured fp32 GEMM peak ({result['gemm_fp32']['gflops']:.0f} GFLOP/s, "
                   f"{result['gemm_fp32']['threads']} threads, {result['host_cpu']})")

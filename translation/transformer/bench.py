@@ -17,7 +17,7 @@ The size: Transformer big on a GPU (4096 tokens a batch); on a CPU a mid-size mo
 from __future__ import annotations
 
 from translation import throughput
-from translation.throughput import console, pytorch_pair, tensorflow_pair
+from translation.throughput import pytorch_pair, tensorflow_pair
 
 BIG = {"vocab": 33708, "hidden": 1024, "layers": 6, "heads": 16, "filter": 4096, "batch": 128, "length": 32}
 CPU_SIZE = {"vocab": 8000, "hidden": 256, "layers": 2, "heads": 4, "filter": 1024, "batch": 32, "length": 32}
@@ -156,12 +156,10 @@ def pipeline_throughput(seconds: float = 3.0) -> dict:
     return throughput.pipeline_throughput(dataset, Config, _target_tokens, seconds)
 
 
+def _rate_line(framework: str, data: dict, rounds: int) -> str:
+    return f"{framework}: ours {data['ours_tokens_per_s']:,.0f} target tokens/s, ratio to the peer {data['ratio']:.2f} (median of {rounds} paired rounds)"
+
+
 def run_bench(include_tensorflow: bool = True) -> dict:
-    result = throughput.run_bench(BIG, "Transformer big", CPU_SIZE, pytorch_throughput, tensorflow_throughput,
-                                  pipeline_throughput, include_tensorflow)
-    for framework in ("pytorch", "tensorflow"):
-        if framework in result:
-            data = result[framework]
-            console.print(f"{framework}: ours {data['ours_tokens_per_s']:,.0f} target tokens/s, ratio to the peer "
-                          f"{data['ratio']:.2f} (median of {result['rounds']} paired rounds)")
-    return result
+    return throughput.run_bench(BIG, "Transformer big", CPU_SIZE, pytorch_throughput, tensorflow_throughput,
+                                pipeline_throughput, _rate_line, include_tensorflow)
