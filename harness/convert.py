@@ -23,9 +23,9 @@ averaging), which no model here uses; Keras has no such variable. A table lists 
 `counter(name)`: written as int64 0, never read; `ignore_counters=True` skips every counter in a
 state_dict being loaded.
 
-Only NumPy is imported here, so the TensorFlow image needs no PyTorch (torch is imported inside
-the functions that write torch tensors or read `.pt` files) and nothing here imports Keras either:
-a row's variable needs `shape`, `dtype`, `numpy()` and `assign()`.
+Only NumPy is imported at module level, so the TensorFlow image needs no PyTorch (torch is imported
+inside the functions that write torch tensors or read `.pt` files, Keras inside `layer_rows`): a
+row's variable needs only `shape`, `dtype`, `numpy()` and `assign()`.
 """
 
 from __future__ import annotations
@@ -191,8 +191,8 @@ class Table:
     """One model's name table, `rows(keras_model)` (its weights as Rows, in PyTorch's order), and the
     conversions a table-driven converter offers; a model's `convert.py` binds them under its names."""
 
-    def __init__(self, model_name: str, rows: Callable[[Any], Iterable[Row]], *, dtype=None, ignore_counters: bool = False):
-        self.model_name, self.rows, self.dtype, self.ignore_counters = model_name, rows, dtype, ignore_counters
+    def __init__(self, model_name: str, rows: Callable[[Any], Iterable[Row]], *, dtype=None):
+        self.model_name, self.rows, self.dtype = model_name, rows, dtype
 
     def keras_to_torch_layout(self, model, dtype=_TABLE_DTYPE) -> dict[str, np.ndarray]:
         """The Keras model's weights as a PyTorch state_dict of NumPy arrays, in `dtype`; by default
@@ -201,7 +201,7 @@ class Table:
 
     def load_torch_layout(self, model, state: Mapping[str, Any], prefix: str = "") -> None:
         """Assign PyTorch-layout arrays or tensors to the Keras model, strictly (`load_torch_layout`)."""
-        load_torch_layout(self.rows(model), state, self.model_name, prefix=prefix, ignore_counters=self.ignore_counters)
+        load_torch_layout(self.rows(model), state, self.model_name, prefix=prefix)
 
     def torch_to_keras(self, torch_model, keras_model) -> None:
         """Copy a PyTorch model into the Keras model of the same sizes."""

@@ -34,7 +34,6 @@ from harness.convert import (
 )
 from harness.errors import UserError
 
-pytestmark = pytest.mark.numerics
 BOUND = 1e-10  # relative to the largest output: float64 rounding of a few hundred multiply-adds is ~1e-15
 
 
@@ -83,12 +82,14 @@ def outputs_agree(modules: torch.nn.ModuleDict, layers: dict) -> None:
     assert np.abs(actual_fc - expected_fc).max() <= BOUND * np.abs(expected_fc).max()
 
 
+@pytest.mark.numerics  # parity: CI runs it again under the AVX2 caps
 def test_pytorch_weights_loaded_into_keras_compute_the_same_function_in_float64():
     modules, layers = torch_modules(0), keras_layers(1)
     load_torch_layout(table(layers), modules.state_dict(), "tiny")
     outputs_agree(modules, layers)
 
 
+@pytest.mark.numerics  # parity: CI runs it again under the AVX2 caps
 def test_keras_weights_written_in_pytorch_layout_load_strictly_into_pytorch_and_compute_the_same_function():
     layers, modules = keras_layers(2), torch_modules(3)
     state = torch_layout(table(layers))
@@ -98,6 +99,7 @@ def test_keras_weights_written_in_pytorch_layout_load_strictly_into_pytorch_and_
     outputs_agree(modules, layers)
 
 
+@pytest.mark.numerics  # parity: CI runs it again under the AVX2 caps
 def test_round_trip_keras_to_pytorch_layout_to_keras_is_bit_for_bit_in_float64():
     source, target = keras_layers(4), keras_layers(5)
     state = torch_layout(table(source))
@@ -188,6 +190,7 @@ def test_bfloat16_tensors_are_read_exactly_as_float32():
     assert array.dtype == np.float32 and np.array_equal(array, tensor.float().numpy())
 
 
+@pytest.mark.numerics  # parity: CI runs it again under the AVX2 caps
 def test_a_table_binds_the_four_conversions_and_keras_to_torch_goes_through_load_numpy():
     class Loader(torch.nn.ModuleDict):
         def load_numpy(self, weights):  # the benchmarks' PyTorch models have this
