@@ -9,21 +9,9 @@ set against.
 
 from __future__ import annotations
 
-import platform
 import statistics
 import time
 from collections.abc import Callable
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def alternate(steps: dict[str, Callable[[], object]], repeats: int, rounds: int,
@@ -51,11 +39,12 @@ def paired_summary(seconds: dict[str, list[float]], work: float, repeats: int, o
             "ratio": statistics.median(paired), "round_ratios": paired}
 
 
-def gemm_peak_gflops(size: int | None = None, repeats: int = 5) -> dict:
-    """Measured fp32 matmul throughput with PyTorch (2 n^3 FLOPs per product, TF32 off), best of `repeats`."""
+def gemm_peak_gflops(size: int | None = None, repeats: int = 5, device: str | None = None) -> dict:
+    """Measured fp32 matmul throughput with PyTorch (2 n^3 FLOPs per product, TF32 off), best of `repeats`,
+    on `device` (default: the GPU if there is one, else the CPU with torch's current thread count)."""
     import torch
 
-    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     size = size or (8192 if device.type == "cuda" else 2048)
     previous = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False

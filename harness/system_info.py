@@ -7,16 +7,7 @@ import platform
 import sys
 from importlib import metadata
 
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from harness.machine import cpu_name
 
 
 def _memory_gb() -> str:
@@ -52,7 +43,7 @@ def describe_system(system_name: str, *, submitter: str, division: str, status: 
     return {
         "division": division, "submitter": submitter, "status": status, "system_name": system_name,
         "number_of_nodes": os.environ.get("SLURM_NNODES", "1"),
-        "host_processor_model_name": _cpu_model(), "host_processors_per_node": "1",
+        "host_processor_model_name": cpu_name(), "host_processors_per_node": "1",
         "host_processor_core_count": str(os.cpu_count() or ""), "host_memory_capacity": _memory_gb(),
         "accelerators_per_node": str(count), "accelerator_model_name": accelerator,
         "accelerator_memory_capacity": accelerator_memory,

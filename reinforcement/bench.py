@@ -21,7 +21,6 @@ Every number carries the machine, the load average and the thread count it was m
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import time
 
@@ -29,6 +28,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from harness import machine, speed
 from reinforcement import go
 from reinforcement.features import PLANES
 from reinforcement.selfplay import SearchParams, play_games
@@ -37,17 +37,6 @@ console = Console()
 BOARD = 9
 SMOKE_NET = (BOARD, 16, 2, 32)  # configs/smoke.yaml: filters, blocks, fc width
 REFERENCE_NET = (BOARD, 32, 9, 64)
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def forward_flops(board_size: int, filters: int, blocks: int, fc_width: int) -> int:
@@ -158,19 +147,12 @@ def _rate(call, batch: int, seconds: float) -> float:
     return count / (time.perf_counter() - began)
 
 
-def gemm_peak_gflops(threads: int, size: int = 1024, repeats: int = 10) -> float:
-    """Measured one-process fp32 matmul throughput (2 n^3 FLOPs a product), the best of `repeats`."""
+def gemm_peak_gflops(threads: int) -> float:
+    """Measured fp32 matmul throughput on the CPU with `threads` torch threads (harness/speed.py): 1024^3, best of 10."""
     import torch
 
     torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.matmul(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        began = time.perf_counter()
-        torch.matmul(a, b)
-        best = min(best, time.perf_counter() - began)
-    return 2 * size ** 3 / best / 1e9
+    return speed.gemm_peak_gflops(size=1024, repeats=10, device="cpu")["gflops"]
 
 
 def bench_framework(framework: str, threads: int = 1, games: int = 8, readouts: int = 32, seconds: float = 3.0) -> dict:
@@ -201,7 +183,7 @@ def bench_framework(framework: str, threads: int = 1, games: int = 8, readouts: 
 
 def run_bench(frameworks=("pytorch", "tensorflow")) -> dict:
     load = os.getloadavg()
-    result = {"host_cpu": _cpu_name(), "cpus": os.cpu_count(), "load_average_before": load,
+    result = {"host_cpu": machine.cpu_name(), "cpus": os.cpu_count(), "load_average_before": load,
               "playouts": bench_playouts()}
     result["gemm_fp32_1thread_gflops"] = gemm_peak_gflops(1)
     for framework in frameworks:

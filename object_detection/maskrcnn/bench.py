@@ -28,6 +28,7 @@ import torch
 from harness import machine
 from harness.config import load_config
 from harness.paired_timing import compare
+from harness.speed import gemm_peak_gflops
 from object_detection.maskrcnn.config import Config
 
 PEER = "torchvision_maskrcnn_resnet50_fpn"
@@ -53,23 +54,6 @@ def synthetic_batch(batch: int, height: int, width: int, seed: int = 0):
         targets.append({"boxes": boxes, "labels": torch.tensor([3, 17, 52]), "masks": masks,
                         "sample_key": torch.tensor(1000 + index)})
     return images, targets
-
-
-def fp32_gemm_gflops(size: int = 2048, repeats: int = 5) -> float:
-    """The machine's measured fp32 matrix-product rate (GFLOP/s, 2 n^3 per product), best of `repeats`."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
-    torch.matmul(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        began = time.perf_counter()
-        torch.matmul(a, b)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - began)
-    return 2 * size ** 3 / best / 1e9
 
 
 def pytorch_steps(cfg: Config, images: list, targets: list):
@@ -172,7 +156,7 @@ def run_bench(include_tensorflow: bool = True, rounds: int = 3) -> dict:
     result: dict = {"machine": machine.describe(), "device": "cuda" if on_gpu else "cpu",
                     "threads": torch.get_num_threads(), "torch": torch.__version__, "batch": batch,
                     "image": [height, width], "model": "ResNet-50-FPN Mask R-CNN, 81 classes, random weights"}
-    gemm = [fp32_gemm_gflops()]
+    gemm = [gemm_peak_gflops(2048)["gflops"]]
     images, targets = synthetic_batch(batch, height, width)
     steps, flops = pytorch_steps(cfg, images, targets)
     if include_tensorflow:
@@ -181,7 +165,7 @@ def run_bench(include_tensorflow: bool = True, rounds: int = 3) -> dict:
         result["tensorflow"] = tf.__version__
         steps["tensorflow"] = tensorflow_step(cfg, images, targets)
     timing = compare(steps, rounds=rounds, work_per_call=batch, unit="images", warmup=1)
-    gemm.append(fp32_gemm_gflops())
+    gemm.append(gemm_peak_gflops(2048)["gflops"])
     result["timing"] = timing.summary(PEER)
     result["gemm_fp32_gflops"] = max(gemm)
     for name in steps:

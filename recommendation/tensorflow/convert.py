@@ -17,14 +17,14 @@ Nothing here imports torch at module level, so the TensorFlow image needs no PyT
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.errors import UserError, exit_on_user_error
+from harness.convert import DENSE, Row, Table, command_line
+from harness.errors import UserError
 
 if TYPE_CHECKING:
     import keras
@@ -32,111 +32,36 @@ if TYPE_CHECKING:
 EMBEDDINGS = ("mf_user_embed", "mf_item_embed", "mlp_user_embed", "mlp_item_embed")
 
 
-def _variables(model: keras.Model) -> Iterator[tuple[str, object, bool]]:
-    """(state_dict name, Keras variable, transposed?) for every parameter, in PyTorch's order."""
+def _variables(model: keras.Model) -> Iterator[Row]:
+    """The name table (harness/convert.py): every parameter in PyTorch's order."""
     for name in EMBEDDINGS:
-        yield f"{name}.weight", getattr(model, name).embeddings, False
+        yield Row(f"{name}.weight", getattr(model, name).embeddings)
     for layer in [*model.mlp, model.final]:
-        yield f"{layer.name}.weight", layer.kernel, True  # layer.name is "mlp.<i>" or "final"
-        yield f"{layer.name}.bias", layer.bias, False
+        yield Row(f"{layer.name}.weight", layer.kernel, DENSE)  # layer.name is "mlp.<i>" or "final"
+        yield Row(f"{layer.name}.bias", layer.bias)
 
 
-def keras_to_torch_layout(model: keras.Model) -> dict[str, np.ndarray]:
-    """The Keras model's weights as a PyTorch state_dict of NumPy arrays, in the variables' dtype
-    (float32; float64 for a float64 model)."""
-    state = {}
-    for name, variable, transposed in _variables(model):
-        value = np.asarray(variable.numpy())
-        state[name] = np.ascontiguousarray(value.T) if transposed else value
-    return state
-
-
-def load_torch_layout(model: keras.Model, state: dict[str, np.ndarray]) -> None:
-    """Assign PyTorch-layout arrays to the Keras model; every name must be there, with its shape."""
-    expected = {name for name, _, _ in _variables(model)}
-    if set(state) != expected:
-        missing, unknown = sorted(expected - set(state)), sorted(set(state) - expected)
-        raise UserError(f"NeuMF weights: missing {missing}, unexpected {unknown}")
-    for name, variable, transposed in _variables(model):
-        value = np.asarray(state[name], dtype=variable.dtype)
-        value = value.T if transposed else value
-        if tuple(value.shape) != tuple(variable.shape):
-            raise UserError(f"NeuMF weights: {name} has shape {tuple(np.shape(state[name]))}, the model "
-                            f"needs {tuple(variable.shape[::-1] if transposed else variable.shape)}")
-        variable.assign(value)
-
-
-def torch_to_keras(torch_model, keras_model: keras.Model) -> None:
-    """Copy a PyTorch NeuMF (pytorch/model.py) into a Keras NeuMF of the same sizes."""
-    load_torch_layout(keras_model, {name: _numpy(tensor) for name, tensor in torch_model.state_dict().items()})
-
-
-def _numpy(tensor) -> np.ndarray:
-    """A torch tensor as NumPy: float64 stays float64, anything else becomes float32 (bf16 has no NumPy type)."""
-    tensor = tensor.detach().cpu()
-    return tensor.numpy() if str(tensor.dtype) == "torch.float64" else tensor.float().numpy()
-
-
-def keras_to_torch(keras_model: keras.Model, torch_model) -> None:
-    """Copy a Keras NeuMF into a PyTorch NeuMF of the same sizes (its `load_numpy`)."""
-    torch_model.load_numpy(keras_to_torch_layout(keras_model))
+NEUMF_WEIGHTS = Table("NeuMF", _variables)
+keras_to_torch_layout, load_torch_layout = NEUMF_WEIGHTS.keras_to_torch_layout, NEUMF_WEIGHTS.load_torch_layout
+torch_to_keras, keras_to_torch = NEUMF_WEIGHTS.torch_to_keras, NEUMF_WEIGHTS.keras_to_torch
 
 
 def sizes_from_state(state: dict[str, np.ndarray]) -> dict:
-    """The NeuMF constructor arguments a state_dict implies (users, items, factors, MLP sizes)."""
-    try:
-        n_users, factors = state["mf_user_embed.weight"].shape
-        n_items = state["mf_item_embed.weight"].shape[0]
-        layers = sorted(int(name.split(".")[1]) for name in state
-                        if name.startswith("mlp.") and name.endswith(".weight"))
-        sizes = [2 * state["mlp_user_embed.weight"].shape[1]]
-        sizes += [state[f"mlp.{index}.weight"].shape[0] for index in layers]
-    except (KeyError, ValueError, AttributeError) as error:
-        raise UserError(f"not a NeuMF state_dict ({error})") from None
+    """The NeuMF constructor arguments a state_dict implies (users, items, factors, MLP sizes); a
+    KeyError, ValueError or AttributeError where it is not a NeuMF state_dict."""
+    n_users, factors = state["mf_user_embed.weight"].shape
+    n_items = state["mf_item_embed.weight"].shape[0]
+    layers = sorted(int(name.split(".")[1]) for name in state if name.startswith("mlp.") and name.endswith(".weight"))
+    sizes = [2 * state["mlp_user_embed.weight"].shape[1]] + [state[f"mlp.{index}.weight"].shape[0] for index in layers]
     return {"n_users": int(n_users), "n_items": int(n_items), "factors": int(factors),
             "mlp_layer_sizes": tuple(int(size) for size in sizes)}
-
-
-def _read_torch_file(path: Path) -> dict[str, np.ndarray]:
-    import torch
-
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError) as error:
-        raise UserError(f"{path}: not a PyTorch file ({error})") from None
-    state = payload.get("model", payload) if isinstance(payload, dict) else None  # harness payload or state_dict
-    if not isinstance(state, dict):
-        raise UserError(f"{path}: holds no state_dict")
-    return {name: tensor.detach().cpu().float().numpy() for name, tensor in state.items()}
 
 
 def convert_file(source: str | Path, destination: str | Path) -> Path:
     """`.pt` (a state_dict or a harness torch payload) -> Keras `.weights.h5`, or the reverse."""
     from recommendation.tensorflow.model import NeuMF
 
-    source, destination = Path(source), Path(destination)
-    if not source.is_file():
-        raise UserError(f"{source}: no such file")
-    if source.suffix == ".pt" and destination.name.endswith(".weights.h5"):
-        state = _read_torch_file(source)
-        model = NeuMF(**sizes_from_state(state))
-        model.build()
-        load_torch_layout(model, state)
-        model.save_weights(destination)
-    elif source.name.endswith(".weights.h5") and destination.suffix == ".pt":
-        import torch
-
-        model = NeuMF(**sizes_from_keras_file(source))
-        model.build()
-        try:
-            model.load_weights(source)
-        except ValueError as error:
-            raise UserError(f"{source}: not NeuMF weights ({error})") from None
-        torch.save({name: torch.from_numpy(value) for name, value in keras_to_torch_layout(model).items()},
-                   destination)
-    else:
-        raise UserError(f"convert {source} -> {destination}: expected .pt -> .weights.h5 or .weights.h5 -> .pt")
-    return destination
+    return NEUMF_WEIGHTS.convert_file(source, destination, NeuMF, sizes_from_state, sizes_from_keras_file)
 
 
 def sizes_from_keras_file(path: str | Path) -> dict:
@@ -164,15 +89,8 @@ def sizes_from_keras_file(path: str | Path) -> dict:
             "mlp_layer_sizes": (2 * int(half), *(int(shape[1]) for shape in kernels))}
 
 
-@exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m recommendation.tensorflow.convert", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("source", help="a PyTorch .pt (state_dict or harness payload) or a Keras .weights.h5")
-    parser.add_argument("destination", help="the other format")
-    args = parser.parse_args(argv)
-    print(convert_file(args.source, args.destination))
-    return 0
+    return command_line(argv, "python -m recommendation.tensorflow.convert", __doc__, convert_file, both_ways=True)
 
 
 if __name__ == "__main__":

@@ -3,80 +3,52 @@
 Layouts: convolution kernels (out, in, h, w) <-> (h, w, in, out); dense (out, in) <-> (in, out);
 batch norm weight, bias, running mean and variance <-> gamma, beta, moving mean and variance; GRU
 gates PyTorch (r, z, n) in rows <-> Keras (z, r, h) in columns, PyTorch's b_ih and b_hh <-> Keras'
-bias rows 0 and 1 (reset_after=True).
+bias rows 0 and 1 (reset_after=True). harness/convert.py does the work from this name table
+(strict: every weight there, with its shape; batch norm's `num_batches_tracked` counters ignored).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
+from harness.convert import Layout, Part, Row, layer_rows, load_torch_layout, torch_layout
 from speech_recognition.pytorch.model import DeepSpeech2 as TorchDeepSpeech2
 from speech_recognition.tensorflow.model import DeepSpeech2 as KerasDeepSpeech2
 
 
-def _gates_torch_to_keras(matrix: np.ndarray) -> np.ndarray:
-    """(3H, ...) rows r, z, n -> z, r, n."""
-    r, z, n = np.split(matrix, 3, axis=0)
-    return np.concatenate([z, r, n], axis=0)
+def _swap_reset_and_update(matrix: np.ndarray) -> np.ndarray:
+    """(3H, ...) rows r, z, n -> z, r, n, and back (the swap is its own inverse)."""
+    first, second, new = np.split(matrix, 3, axis=0)
+    return np.concatenate([second, first, new], axis=0)
 
 
-def _gates_keras_to_torch(matrix: np.ndarray) -> np.ndarray:
-    z, r, n = np.split(matrix, 3, axis=0)
-    return np.concatenate([r, z, n], axis=0)
+GRU_KERNEL = Layout(lambda weight: _swap_reset_and_update(weight).T, lambda kernel: _swap_reset_and_update(kernel.T))
+GRU_BIAS = Layout(_swap_reset_and_update, _swap_reset_and_update)
 
 
-def _batch_norm_names(prefix: str) -> list[str]:
-    return [f"{prefix}.weight", f"{prefix}.bias", f"{prefix}.running_mean", f"{prefix}.running_var"]
-
-
-def keras_weights_from_torch(state: dict) -> dict[str, list[np.ndarray]]:
-    """Layer name -> Keras weight list, from a PyTorch state dict (tensors or arrays)."""
-    state = {name: np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value)
-             for name, value in state.items()}
-    weights = {}
-    for conv in ("conv1", "conv2"):
-        weights[conv] = [state[f"{conv}.weight"].transpose(2, 3, 1, 0), state[f"{conv}.bias"]]
-    for bn in ("conv1_bn", "conv2_bn", "fc_bn"):
-        weights[bn] = [state[name] for name in _batch_norm_names(bn)]
-    index = 0
-    while f"rnns.{index}.weight_ih_l0" in state:
-        prefix = f"rnns.{index}"
-        weights[f"rnns_{index}"] = [
-            _gates_torch_to_keras(state[f"{prefix}.weight_ih_l0"]).T,
-            _gates_torch_to_keras(state[f"{prefix}.weight_hh_l0"]).T,
-            np.stack([_gates_torch_to_keras(state[f"{prefix}.bias_ih_l0"]),
-                      _gates_torch_to_keras(state[f"{prefix}.bias_hh_l0"])])]
-        index += 1
-    weights["fc"] = [state["fc.weight"].T]
-    return weights
+def named_variables(model: KerasDeepSpeech2) -> Iterator[Row]:
+    """The name table: every Keras weight under its PyTorch name, in PyTorch's order."""
+    for name in ("conv1", "conv1_bn", "conv2", "conv2_bn"):
+        yield from layer_rows(getattr(model, name), name)
+    for index, rnn in enumerate(model.rnns):
+        prefix, cell = f"rnns.{index}", rnn.cell
+        yield Row(f"{prefix}.weight_ih_l0", cell.kernel, GRU_KERNEL)
+        yield Row(f"{prefix}.weight_hh_l0", cell.recurrent_kernel, GRU_KERNEL)
+        yield Row(f"{prefix}.bias_ih_l0", Part(cell.bias, 0), GRU_BIAS)
+        yield Row(f"{prefix}.bias_hh_l0", Part(cell.bias, 1), GRU_BIAS)
+    for name in ("fc_bn", "fc"):
+        yield from layer_rows(getattr(model, name), name)
 
 
 def torch_state_from_keras(model: KerasDeepSpeech2) -> dict[str, np.ndarray]:
     """A PyTorch state dict (NumPy arrays) from the Keras model's weights."""
-    state = {}
-    for conv in ("conv1", "conv2"):
-        kernel, bias = [w.numpy() for w in getattr(model, conv).weights]
-        state[f"{conv}.weight"], state[f"{conv}.bias"] = kernel.transpose(3, 2, 0, 1), bias
-    for bn in ("conv1_bn", "conv2_bn", "fc_bn"):
-        layer = getattr(model, bn)
-        for name, variable in zip(_batch_norm_names(bn), (layer.gamma, layer.beta, layer.moving_mean, layer.moving_variance)):
-            state[name] = variable.numpy()
-    for index, rnn in enumerate(model.rnns):
-        kernel, recurrent, bias = [w.numpy() for w in rnn.weights]
-        prefix = f"rnns.{index}"
-        state[f"{prefix}.weight_ih_l0"] = _gates_keras_to_torch(kernel.T)
-        state[f"{prefix}.weight_hh_l0"] = _gates_keras_to_torch(recurrent.T)
-        state[f"{prefix}.bias_ih_l0"] = _gates_keras_to_torch(bias[0])
-        state[f"{prefix}.bias_hh_l0"] = _gates_keras_to_torch(bias[1])
-    state["fc.weight"] = model.fc.weights[0].numpy().T
-    return state
+    return torch_layout(named_variables(model))
 
 
 def torch_to_keras(torch_model: TorchDeepSpeech2, keras_model: KerasDeepSpeech2) -> None:
-    weights = keras_weights_from_torch(torch_model.state_dict())
-    for name, values in weights.items():
-        layer = keras_model.get_layer(name) if not name.startswith("rnns_") else keras_model.rnns[int(name.split("_")[1])]
-        layer.set_weights([value.astype(np.asarray(current).dtype) for value, current in zip(values, layer.get_weights())])
+    load_torch_layout(named_variables(keras_model), torch_model.state_dict(), "DeepSpeech2", ignore_counters=True)
 
 
 def keras_to_torch(keras_model: KerasDeepSpeech2, torch_model: TorchDeepSpeech2) -> None:
@@ -84,6 +56,5 @@ def keras_to_torch(keras_model: KerasDeepSpeech2, torch_model: TorchDeepSpeech2)
 
     state = torch_model.state_dict()
     converted = torch_state_from_keras(keras_model)
-    state.update({name: torch.from_numpy(np.ascontiguousarray(value)).to(state[name].dtype)
-                  for name, value in converted.items()})
+    state.update({name: torch.from_numpy(value).to(state[name].dtype) for name, value in converted.items()})
     torch_model.load_state_dict(state)

@@ -7,7 +7,7 @@ layers of the same sizes, and whether the input keeps up.
   the source and a decoder of `num_layers` LSTMs over the target, the same classifier; no
   attention, no bidirectional layer, no residuals (what GNMT adds); same batch, the two models
   alternating rounds in one process, the ratio the median over rounds of the ratio of adjacent
-  timings (harness/speed.py);
+  timings (translation/throughput.py, harness/speed.py);
 - our PyTorch step's GFLOP/s (FLOPs written out from the architecture: `training_flops`) against
   the machine's measured fp32 GEMM peak;
 - the input pipeline's target tokens/s (bucketing + padding, translation/batching.py) on the tiny
@@ -21,14 +21,9 @@ tokens), labelled in the output, since one reference step takes minutes there.
 from __future__ import annotations
 
 import dataclasses
-import tempfile
-import time
 
-from rich.console import Console
-
-from harness.speed import alternate, cpu_name, gemm_peak_gflops, paired_summary
-
-console = Console(stderr=True)
+from translation import throughput
+from translation.throughput import console, pytorch_pair, tensorflow_pair
 
 REFERENCE = {"vocab": 32320, "hidden": 1024, "layers": 4, "batch": 128, "length": 32}
 CPU_SIZE = {"vocab": 8000, "hidden": 256, "layers": 4, "batch": 64, "length": 24}
@@ -114,21 +109,8 @@ def pytorch_throughput(size: dict, repeats: int, rounds: int, seed: int = 0) -> 
             optimizer.zero_grad(set_to_none=True)
         return step
 
-    steps = {"ours": step_of(ours.train()), "nn_lstm_stack": step_of(peer.train())}
-    for step in steps.values():
-        step()  # warm-up: allocator, kernels
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-    seconds = alternate(steps, repeats, rounds, sync)
-    tokens = size["batch"] * size["length"]
-    result = {"framework": f"pytorch {torch.__version__}", "device": torch.cuda.get_device_name(device)
-              if device.type == "cuda" else "CPU", "threads": torch.get_num_threads(),
-              "precision": "bfloat16" if amp else "float32",
-              **paired_summary(seconds, tokens, repeats, "ours", "nn_lstm_stack"),
-              "ours_parameters": sum(p.numel() for p in ours.parameters()),
-              "peer_parameters": sum(p.numel() for p in peer.parameters()),
-              "training_gflop_per_step": training_flops(size) / 1e9}
-    result["ours_gflops"] = result["training_gflop_per_step"] * result["ours_tokens_per_s"] / tokens
-    return result
+    return pytorch_pair(ours, peer, "nn_lstm_stack", step_of, size, repeats, rounds, device, amp,
+                        lambda: training_flops(size) / 1e9)
 
 
 # -- TensorFlow ---------------------------------------------------------------------------------
@@ -172,60 +154,34 @@ def tensorflow_throughput(size: dict, repeats: int, rounds: int, seed: int = 0) 
 
     steps = {"ours": step_of(ours, lambda m: m(source, lengths, target[:, :-1], training=True)),
              "keras_lstm_stack": step_of(peer, lambda m: m([source, target[:, :-1]], training=True))}
-    for step in steps.values():
-        step()  # trace and warm up
-    seconds = alternate({name: (lambda s=s: s().numpy()) for name, s in steps.items()}, repeats, rounds)
-    return {"framework": f"tensorflow {tf.__version__}, keras {keras.__version__}",
-            "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
-            **paired_summary(seconds, size["batch"] * size["length"], repeats, "ours", "keras_lstm_stack"),
-            "ours_parameters": sum(int(v.shape.num_elements()) for v in ours.trainable_variables),
-            "peer_parameters": sum(int(v.shape.num_elements()) for v in peer.trainable_variables)}
+    return tensorflow_pair(ours, peer, "keras_lstm_stack", steps, size, repeats, rounds)
 
 
 # -- input pipeline -------------------------------------------------------------------------------
+def _target_tokens(target, indices) -> int:
+    """A batch's target tokens (each sentence's length less its BOS), padded as a training step reads it."""
+    tokens = int(target.lengths[indices].sum()) - len(indices)
+    target.pad(indices)
+    return tokens
+
+
 def pipeline_throughput(seconds: float = 3.0) -> dict:
     """Target tokens/s of epochs of bucketing and padding (what each training step reads) on the tiny data."""
-    from harness.config import load_config
     from translation.gnmt import dataset
     from translation.gnmt.config import Config
 
-    with tempfile.TemporaryDirectory() as folder:
-        prepared = dataset.load_prepared(dataset.make_tiny(folder, seed=0))
-        cfg = load_config(Config, None, [f"run.data_dir={folder}"])
-        tokens, start, epoch = 0, time.perf_counter(), 0
-        while time.perf_counter() - start < seconds:
-            epoch += 1
-            for indices in dataset.epoch_batches(prepared, cfg, epoch):
-                prepared.train_source.pad(indices)
-                tokens += int(prepared.train_target.lengths[indices].sum()) - len(indices)
-                prepared.train_target.pad(indices)
-        return {"tokens_per_s": tokens / (time.perf_counter() - start), "epochs": epoch}
+    return throughput.pipeline_throughput(dataset, Config, _target_tokens, seconds)
+
+
+def _rate_line(framework: str, data: dict, rounds: int) -> str:
+    peer = next(key for key in data if key.endswith("_tokens_per_s") and not key.startswith("ours"))
+    return (f"{framework}: ours {data['ours_tokens_per_s']:,.0f} target tokens/s, {peer.removesuffix('_tokens_per_s')} "
+            f"{data[peer]:,.0f}; ratio {data['ratio']:.2f} (median of {rounds} paired rounds, >1: ours faster)")
 
 
 def run_bench(include_tensorflow: bool = True) -> dict:
-    import torch
-
-    on_gpu = torch.cuda.is_available()
-    size = REFERENCE if on_gpu else CPU_SIZE
-    repeats, rounds = (10, 3) if on_gpu else (2, 5)
-    result: dict = {"host_cpu": cpu_name(), "size": {**size, "label": "GNMT v2" if on_gpu else "REDUCED bench size (CPU)"},
-                    "repeats": repeats, "rounds": rounds}
-    gemm_before = gemm_peak_gflops()
-    console.print(f"measuring PyTorch ({result['size']['label']}) ...")
-    result["pytorch"] = pytorch_throughput(size, repeats, rounds)
-    if include_tensorflow:
-        console.print("measuring TensorFlow ...")
-        result["tensorflow"] = tensorflow_throughput(size, repeats, rounds)
-    result["gemm_fp32"] = max(gemm_before, gemm_peak_gflops(), key=lambda gemm: gemm["gflops"])
-    result["pytorch"]["fraction_of_gemm_peak"] = result["pytorch"]["ours_gflops"] / result["gemm_fp32"]["gflops"]
-    result["pipeline"] = pipeline_throughput()
-    result["pipeline"]["vs_pytorch_model"] = result["pipeline"]["tokens_per_s"] / result["pytorch"]["ours_tokens_per_s"]
-    for framework in ("pytorch", "tensorflow"):
-        if framework in result:
-            data = result[framework]
-            peer = next(key for key in data if key.endswith("_tokens_per_s") and not key.startswith("ours"))
-            console.print(f"{framework}: ours {data['ours_tokens_per_s']:,.0f} target tokens/s, {peer.removesuffix('_tokens_per_s')} "
-                          f"{data[peer]:,.0f}; ratio {data['ratio']:.2f} (median of {rounds} paired rounds, >1: ours faster)")
+    result = throughput.run_bench(REFERENCE, "GNMT v2", CPU_SIZE, pytorch_throughput, tensorflow_throughput,
+                                  pipeline_throughput, _rate_line, include_tensorflow)
     console.print(f"pytorch: {result['pytorch']['ours_gflops']:.1f} GFLOP/s, {result['pytorch']['fraction_of_gemm_peak']:.0%} "
                   f"of the measured fp32 GEMM peak ({result['gemm_fp32']['gflops']:.0f} GFLOP/s, "
                   f"{result['gemm_fp32']['threads']} threads, {result['host_cpu']})")

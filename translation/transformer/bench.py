@@ -5,7 +5,7 @@
   pre-softmax matrix around it), and of tensorflow/model.py against a Keras model of the same size
   built from `keras.layers.MultiHeadAttention`; same batch, the two models of a pair alternating
   rounds in one process; the ratio is the median over rounds of the ratio of adjacent timings, so
-  load that comes and goes on a shared machine favours neither model;
+  load that comes and goes on a shared machine favours neither model (translation/throughput.py);
 - the FLOP/s our PyTorch step achieves (forward + backward FLOPs counted by torch's FlopCounterMode)
   next to the machine's measured fp32 GEMM throughput;
 - the input pipeline's tokens/s (length batching + padding, batching.py) against the model's.
@@ -16,48 +16,11 @@ The size: Transformer big on a GPU (4096 tokens a batch); on a CPU a mid-size mo
 
 from __future__ import annotations
 
-import platform
-import statistics
-import tempfile
-import time
-
-from rich.console import Console
-
-console = Console(stderr=True)
+from translation import throughput
+from translation.throughput import pytorch_pair, tensorflow_pair
 
 BIG = {"vocab": 33708, "hidden": 1024, "layers": 6, "heads": 16, "filter": 4096, "batch": 128, "length": 32}
 CPU_SIZE = {"vocab": 8000, "hidden": 256, "layers": 2, "heads": 4, "filter": 1024, "batch": 32, "length": 32}
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _alternate(steps: dict, repeats: int, rounds: int, sync) -> dict[str, list[float]]:
-    seconds = {name: [] for name in steps}
-    for _ in range(rounds):
-        for name, step in steps.items():
-            sync()
-            start = time.perf_counter()
-            for _ in range(repeats):
-                step()
-            sync()
-            seconds[name].append(time.perf_counter() - start)
-    return seconds
-
-
-def _summary(seconds: dict[str, list[float]], tokens: int, repeats: int, ours: str, peer: str) -> dict:
-    paired = sorted(theirs / mine for mine, theirs in zip(seconds[ours], seconds[peer]))
-    return {f"{ours}_tokens_per_s": tokens * repeats / min(seconds[ours]),
-            f"{peer}_tokens_per_s": tokens * repeats / min(seconds[peer]),
-            "ratio": statistics.median(paired), "round_ratios": paired}
 
 
 # -- PyTorch ------------------------------------------------------------------------------------
@@ -108,43 +71,14 @@ def pytorch_throughput(size: dict, repeats: int, rounds: int, seed: int = 0) -> 
             optimizer.zero_grad(set_to_none=True)
         return step
 
-    steps = {"ours": step_of(ours.train()), "torch_nn_transformer": step_of(peer.train())}
-    for step in steps.values():
-        step()  # warm-up: allocator, kernels
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-    seconds = _alternate(steps, repeats, rounds, sync)
-    with FlopCounterMode(display=False) as counter:
-        logits = ours(source, target)
-        smoothed_cross_entropy(logits, target, 0.1)[0].backward()
-    tokens = size["batch"] * size["length"]
-    result = {"framework": f"pytorch {torch.__version__}", "device": torch.cuda.get_device_name(device)
-              if device.type == "cuda" else "CPU", "threads": torch.get_num_threads(),
-              "precision": "bfloat16" if amp else "float32", **_summary(seconds, tokens, repeats, "ours", "torch_nn_transformer"),
-              "ours_parameters": sum(p.numel() for p in ours.parameters()),
-              "peer_parameters": sum(p.numel() for p in peer.parameters()),
-              "training_gflop_per_step": counter.get_total_flops() / 1e9}
-    result["ours_gflops"] = result["training_gflop_per_step"] * result["ours_tokens_per_s"] / tokens
-    return result
+    def gflop_per_step() -> float:
+        """Forward + backward FLOPs of our step, counted by torch (after the timing: its gradients go unused)."""
+        with FlopCounterMode(display=False) as counter:
+            logits = ours(source, target)
+            smoothed_cross_entropy(logits, target, 0.1)[0].backward()
+        return counter.get_total_flops() / 1e9
 
-
-def gemm_peak_gflops(repeats: int = 5) -> dict:
-    """Measured fp32 matmul throughput (2 n^3 FLOPs per product), the best of `repeats`."""
-    import torch
-
-    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-    size = 8192 if device.type == "cuda" else 2048
-    torch.backends.cuda.matmul.allow_tf32 = False
-    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        torch.matmul(a, b)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return {"size": size, "gflops": 2 * size ** 3 / best / 1e9, "threads": torch.get_num_threads()}
+    return pytorch_pair(ours, peer, "torch_nn_transformer", step_of, size, repeats, rounds, device, amp, gflop_per_step)
 
 
 # -- TensorFlow ---------------------------------------------------------------------------------
@@ -205,56 +139,27 @@ def tensorflow_throughput(size: dict, repeats: int, rounds: int, seed: int = 0) 
 
     steps = {"ours": step_of(ours, lambda m: m(source, target, training=True)),
              "keras_multiheadattention": step_of(peer, lambda m: m([source, target], training=True))}
-    for step in steps.values():
-        step()  # trace and warm up
-    seconds = _alternate({name: (lambda s=s: s().numpy()) for name, s in steps.items()}, repeats, rounds, lambda: None)
-    return {"framework": f"tensorflow {tf.__version__}, keras {keras.__version__}",
-            "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
-            **_summary(seconds, size["batch"] * size["length"], repeats, "ours", "keras_multiheadattention"),
-            "ours_parameters": sum(int(v.shape.num_elements()) for v in ours.trainable_variables),
-            "peer_parameters": sum(int(v.shape.num_elements()) for v in peer.trainable_variables)}
+    return tensorflow_pair(ours, peer, "keras_multiheadattention", steps, size, repeats, rounds)
 
 
 # -- input pipeline -------------------------------------------------------------------------------
+def _target_tokens(target, indices) -> int:
+    """A batch's padded target positions (what a training step reads)."""
+    return target.pad(indices).size
+
+
 def pipeline_throughput(seconds: float = 3.0) -> dict:
     """Target tokens/s of one epoch's batching and padding (batching.py) on the tiny data."""
-    from harness.config import load_config
     from translation.transformer import dataset
     from translation.transformer.config import Config
 
-    with tempfile.TemporaryDirectory() as folder:
-        prepared = dataset.load_prepared(dataset.make_tiny(folder, seed=0))
-        cfg = load_config(Config, None, [f"run.data_dir={folder}"])
-        tokens, start, epoch = 0, time.perf_counter(), 0
-        while time.perf_counter() - start < seconds:
-            epoch += 1
-            for indices in dataset.epoch_batches(prepared, cfg, epoch):
-                prepared.train_source.pad(indices)
-                tokens += prepared.train_target.pad(indices).size
-        return {"tokens_per_s": tokens / (time.perf_counter() - start), "epochs": epoch}
+    return throughput.pipeline_throughput(dataset, Config, _target_tokens, seconds)
+
+
+def _rate_line(framework: str, data: dict, rounds: int) -> str:
+    return f"{framework}: ours {data['ours_tokens_per_s']:,.0f} target tokens/s, ratio to the peer {data['ratio']:.2f} (median of {rounds} paired rounds)"
 
 
 def run_bench(include_tensorflow: bool = True) -> dict:
-    import torch
-
-    on_gpu = torch.cuda.is_available()
-    size = BIG if on_gpu else CPU_SIZE
-    repeats, rounds = (10, 3) if on_gpu else (2, 5)
-    result: dict = {"host_cpu": _cpu_name(), "size": {**size, "label": "Transformer big" if on_gpu else
-                                                       "REDUCED bench size (CPU)"}, "repeats": repeats, "rounds": rounds}
-    gemm_before = gemm_peak_gflops()
-    console.print(f"measuring PyTorch ({result['size']['label']}) ...")
-    result["pytorch"] = pytorch_throughput(size, repeats, rounds)
-    if include_tensorflow:
-        console.print("measuring TensorFlow ...")
-        result["tensorflow"] = tensorflow_throughput(size, repeats, rounds)
-    result["gemm_fp32"] = max(gemm_before, gemm_peak_gflops(), key=lambda gemm: gemm["gflops"])
-    result["pytorch"]["fraction_of_gemm_peak"] = result["pytorch"]["ours_gflops"] / result["gemm_fp32"]["gflops"]
-    result["pipeline"] = pipeline_throughput()
-    result["pipeline"]["vs_pytorch_model"] = result["pipeline"]["tokens_per_s"] / result["pytorch"]["ours_tokens_per_s"]
-    for framework in ("pytorch", "tensorflow"):
-        if framework in result:
-            data = result[framework]
-            console.print(f"{framework}: ours {data['ours_tokens_per_s']:,.0f} target tokens/s, ratio to the peer "
-                          f"{data['ratio']:.2f} (median of {rounds} paired rounds)")
-    return result
+    return throughput.run_bench(BIG, "Transformer big", CPU_SIZE, pytorch_throughput, tensorflow_throughput,
+                                pipeline_throughput, _rate_line, include_tensorflow)

@@ -5,7 +5,8 @@ walking the model's structure (`model.py` keeps torchvision's module names). Onl
 conv kernels OIHW <-> HWIO, the deconvolution's (in, out, kH, kW) <-> (kH, kW, out, in), dense
 (out, in) <-> (in, out); trainable BatchNorm weight/bias/running_mean/running_var <->
 gamma/beta/moving_mean/moving_variance (PyTorch's `num_batches_tracked` is written as 0, read
-never); frozen batch norm keeps torchvision's four buffer names.
+never); frozen batch norm keeps torchvision's four buffer names. harness/convert.py does the work
+from this name table.
 
 `load_trunk` puts the converted ImageNet weights (`../pretrained.py`, torchvision's names) into
 the Keras trunk: the Keras side of the R-50.pkl converter.
@@ -19,9 +20,9 @@ from typing import Any
 import keras
 import numpy as np
 
+from harness import convert
 from object_detection.maskrcnn.tensorflow import model as keras_model
 
-NUM_BATCHES_TRACKED = "num_batches_tracked"
 BATCHNORM_NAMES = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
 CONV, DECONV, DENSE, VECTOR = "conv", "deconv", "dense", "vector"
 BATCHNORM, FROZEN = "batchnorm", "frozen"  # vectors of a trainable / a frozen batch norm
@@ -73,58 +74,28 @@ def named_variables(model: keras_model.MaskRCNNLayers) -> list[tuple[str, Any, s
     return found
 
 
-def _numpy(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):  # a torch tensor, without importing torch here
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
+_LAYOUTS = {CONV: convert.CONV, DECONV: convert.CONV, DENSE: convert.DENSE}  # a deconvolution's axes move as a convolution's
 
 
-def to_keras(array: np.ndarray, layout: str) -> np.ndarray:
-    if layout == CONV:
-        return array.transpose(2, 3, 1, 0)  # OIHW -> HWIO
-    if layout == DECONV:
-        return array.transpose(2, 3, 1, 0)  # (in, out, kH, kW) -> (kH, kW, out, in)
-    if layout == DENSE:
-        return array.T
-    return array
-
-
-def to_torch(array: np.ndarray, layout: str) -> np.ndarray:
-    if layout in (CONV, DECONV):
-        return array.transpose(3, 2, 0, 1)
-    if layout == DENSE:
-        return array.T
-    return array
+def _rows(model: keras_model.MaskRCNNLayers) -> list[convert.Row]:
+    """The name table for harness/convert.py: each weight with its layout, a counter after each trainable batch norm."""
+    rows = []
+    for key, variable, layout in named_variables(model):
+        rows.append(convert.Row(key, variable, _LAYOUTS.get(layout)))
+        if layout == BATCHNORM and key.endswith(".running_var"):
+            rows.append(convert.counter(key.rsplit(".", 1)[0] + "." + convert.NUM_BATCHES_TRACKED))
+    return rows
 
 
 def load_torch_state_dict(model: keras_model.MaskRCNNLayers, state_dict: Mapping[str, Any], prefix: str = "") -> None:
     """Set every Keras weight whose PyTorch key starts with `prefix` from `state_dict` (keys without the
     prefix when one is given); strict both ways."""
-    unused = {key for key in state_dict if not key.endswith(NUM_BATCHES_TRACKED)}
-    for key, variable, layout in named_variables(model):
-        if not key.startswith(prefix):
-            continue
-        source = key[len(prefix):]
-        if source not in state_dict:
-            raise KeyError(f"PyTorch state_dict has no '{source}' for Keras weight '{variable.path}'")
-        array = to_keras(_numpy(state_dict[source]), layout)
-        if tuple(array.shape) != tuple(variable.shape):
-            raise ValueError(f"'{source}': PyTorch shape {tuple(_numpy(state_dict[source]).shape)} does not fit "
-                             f"Keras '{variable.path}' {tuple(variable.shape)}")
-        variable.assign(array.astype(variable.dtype))
-        unused.discard(source)
-    if unused:
-        raise KeyError(f"PyTorch state_dict keys with no Keras weight: {sorted(unused)[:5]}")
+    convert.load_torch_layout(_rows(model), state_dict, "Mask R-CNN", prefix=prefix, ignore_counters=True)
 
 
 def torch_state_dict(model: keras_model.MaskRCNNLayers) -> dict[str, np.ndarray]:
     """The Keras model's weights as a PyTorch state dict of NumPy arrays."""
-    state: dict[str, np.ndarray] = {}
-    for key, variable, layout in named_variables(model):
-        state[key] = np.ascontiguousarray(to_torch(np.asarray(keras.ops.convert_to_numpy(variable)), layout))
-        if layout == BATCHNORM and key.endswith(".running_var"):
-            state[key.rsplit(".", 1)[0] + "." + NUM_BATCHES_TRACKED] = np.array(0, dtype=np.int64)
-    return state
+    return convert.torch_layout(_rows(model))
 
 
 def parameter_count(model: keras_model.MaskRCNNLayers) -> int:
