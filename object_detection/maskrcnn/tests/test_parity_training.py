@@ -54,8 +54,11 @@ def dataset_iterator(batches: list) -> tf.data.Iterator:
 
 
 def test_a_few_training_steps_agree_across_frameworks(tiny_coco, float64_keras):
+    # run.deterministic: TensorFlow's op determinism (harness.seeding), as the determinism tests use it. Without
+    # it, under the AVX2 caps of CI's numerics step, the Keras loss changed from run to run (3.9533, 3.9422: a
+    # sampled RoI flipping after a float reduction in another order), so the frameworks cannot be compared.
     cfg = load_config(Config, SMOKE, [f"data.batch_size={BATCH}", "run.threads=1", "data.min_size=128",
-                                      "data.max_size=192"])
+                                      "data.max_size=192", "run.deterministic=true"])
     train = CocoDetection(annotation_file(tiny_coco, "train"), image_dir(tiny_coco, "train"))
     samples = TrainSet(train, MaskRCNNTrain(cfg.data.min_size, cfg.data.max_size), cfg.run.seed)
     batches = []
