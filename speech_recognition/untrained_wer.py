@@ -16,11 +16,17 @@ from harness.config import load_config
 from speech_recognition.config import Config
 
 
-def untrained_wer(cfg: Config, framework: str, seed: int) -> float:
+def eval_source(cfg: Config):
+    """The config's validation batches, as train.py evaluates them."""
     from speech_recognition.batches import BatchSource
     from speech_recognition.dataset import load_splits
 
-    source = BatchSource(load_splits(cfg.run.data_dir, cfg.data.eval_splits), cfg.schedule.eval_batch_size, training=False)
+    return BatchSource(load_splits(cfg.run.data_dir, cfg.data.eval_splits), cfg.schedule.eval_batch_size, training=False)
+
+
+def untrained_wer(cfg: Config, framework: str, seed: int, source=None) -> float:
+    """WER of the model a `run.seed=seed` run starts from, on `source` (default: `eval_source(cfg)`)."""
+    source = source if source is not None else eval_source(cfg)
     if framework == "pytorch":
         import torch
 
@@ -49,8 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", action="append", default=[], help="config override, key=value")
     args = parser.parse_args(argv)
     cfg = load_config(Config, f"speech_recognition/configs/{args.config}.yaml", ["run.threads=1", *args.set])
+    source = eval_source(cfg)  # read the splits once, not once per seed
     for seed in _seeds(args.seeds):
-        print(json.dumps({"framework": args.framework, "seed": seed, "untrained_wer": untrained_wer(cfg, args.framework, seed)}), flush=True)
+        wer = untrained_wer(cfg, args.framework, seed, source)
+        print(json.dumps({"framework": args.framework, "seed": seed, "untrained_wer": wer}), flush=True)
 
 
 if __name__ == "__main__":
