@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from compliance.checker import check_log
-from compliance.mllog import constants
+from compliance.smoke_log import errors_besides_the_target, mlperf_logging_failures
 from harness.checkpoint import latest_checkpoint
 from harness.config import load_config
 from harness.errors import ConfigError, DatasetError
@@ -28,24 +28,6 @@ SMOKE = "image_classification/configs/smoke.yaml"
 def smoke_config(data: Path, out: Path, *overrides: str) -> Config:
     return load_config(Config, SMOKE, [f"run.data_dir={data}", f"run.out_dir={out}", "run.progress=false",
                                        "run.threads=1", "run.num_workers=1", *overrides])
-
-
-def target_only_errors(log: Path, ruleset: str = "mlbench-1.0.0-smoke") -> list[str]:
-    """Errors of our checker on `log` other than 'the target was not reached'."""
-    result = check_log(str(log), ruleset)
-    assert result.unusable is None, result.unusable
-    return [f.format(str(log)) for f in result.errors
-            if not (f.key == constants.EVAL_ACCURACY and f.wanted.startswith("an evaluation reaching"))]
-
-
-def mlperf_failures(log: Path, cwd: Path) -> list[str]:
-    """The failed checks of mlperf-logging's own checker (ruleset 0.7.0) on `log`."""
-    completed = subprocess.run([sys.executable, "-m", "mlperf_logging.compliance_checker", "--usage", "training",
-                                "--ruleset", "0.7.0", str(log)], cwd=cwd, capture_output=True, text=True,
-                               check=False)
-    output = completed.stdout + completed.stderr
-    assert "Compliance checks: training_0.7.0/closed_resnet_sgd.yaml" in output, output
-    return [line for line in output.splitlines() if "Failed" in line or "ERROR" in line]
 
 
 def model_weights(out_dir: Path) -> dict[str, torch.Tensor]:
@@ -65,8 +47,8 @@ def test_two_epoch_log_is_compliant_but_for_the_target(two_epoch_run, tmp_path):
     _, result = two_epoch_run
     assert result.epochs == 2 and len(result.eval_history) == 2 and result.throughput > 0
     log = Path(result.log_file)
-    assert target_only_errors(log) == []
-    failures = mlperf_failures(log, tmp_path)
+    assert errors_besides_the_target(log) == []
+    failures = mlperf_logging_failures(log, tmp_path, "closed_resnet_sgd.yaml")
     assert failures and all("eval_accuracy" in line or line.endswith("FAILED") for line in failures), failures
 
 
@@ -99,7 +81,7 @@ def test_gradient_accumulation_is_logged(tiny_imagenet, tmp_path):
     assert '"key": "global_batch_size", "value": 32' in log
     assert '"key": "gradient_accumulation_steps", "value": 2' in log
     assert '"key": "model_bn_span", "value": 16' in log
-    assert target_only_errors(Path(result.log_file)) == []
+    assert errors_besides_the_target(Path(result.log_file)) == []
 
 
 def test_wrong_number_of_classes_is_a_config_error(tiny_imagenet, tmp_path):
@@ -144,7 +126,7 @@ def test_smoke_run_reaches_the_target_with_a_compliant_log(tiny_imagenet, tmp_pa
     assert result.status == "success" and result.quality >= 0.5
     log = Path(result.log_file)
     assert check_log(str(log), "mlbench-1.0.0-smoke").errors == []
-    failures = mlperf_failures(log, tmp_path)  # 0.7.0's target is the real one: 0.759
+    failures = mlperf_logging_failures(log, tmp_path, "closed_resnet_sgd.yaml")  # 0.7.0's target is the real one: 0.759
     assert all("eval_accuracy" in line or line.endswith("FAILED") for line in failures), failures
 
 
@@ -170,7 +152,7 @@ def five_reference_runs_package(tmp_path: Path, *overrides: str) -> None:
     assert len(logs) == 5 and len({result.log_file for result in results}) == 5
     seeds = set()
     for log in logs:
-        assert target_only_errors(log, "mlbench-1.0.0") == []
+        assert errors_besides_the_target(log, "mlbench-1.0.0") == []
         seeds.add(check_log(str(log), "mlbench-1.0.0").seed)
     assert len(seeds) == 5
     # the package checker: layout, system description, 5 results, distinct seeds; only the target fails

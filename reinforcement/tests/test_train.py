@@ -17,6 +17,7 @@ import pytest
 
 from compliance.checker import check_log
 from compliance.mllog import constants
+from compliance.smoke_log import errors_besides_the_target, mlperf_logging_failures
 from harness.benchmarks import REPO_ROOT
 from harness.errors import EXIT_TARGET_MISSED
 from harness.runner import load_benchmark_config
@@ -43,22 +44,6 @@ def events(log: Path, key: str) -> list[dict]:
             for event in [json.loads(line.split(":::MLLOG ", 1)[1])] if event["key"] == key]
 
 
-def target_only_errors(log: Path) -> list[str]:
-    result = check_log(str(log), "mlbench-1.0.0-smoke")
-    assert result.unusable is None, result.unusable
-    return [f.format(str(log)) for f in result.errors
-            if not (f.key == constants.EVAL_ACCURACY and f.wanted.startswith("an evaluation reaching"))]
-
-
-def mlperf_failures(log: Path, cwd: Path) -> list[str]:
-    """The failed checks of mlperf-logging's checker, ruleset 0.7.0 (its closed_minigo.yaml)."""
-    completed = subprocess.run([sys.executable, "-m", "mlperf_logging.compliance_checker", "--usage", "training",
-                                "--ruleset", "0.7.0", str(log)], cwd=cwd, capture_output=True, text=True, check=False)
-    output = completed.stdout + completed.stderr
-    assert "training_0.7.0/closed_minigo.yaml" in output, output
-    return [line for line in output.splitlines() if "failed" in line.lower() or "ERROR" in line]
-
-
 @pytest.fixture(scope="module", params=FRAMEWORKS)
 def two_generations(request, minigo_data, tmp_path_factory):
     framework = request.param
@@ -72,14 +57,14 @@ def test_log_is_compliant_but_for_the_target(two_generations, tmp_path):
     assert result.epochs == 2 and len(result.eval_history) == 2 and result.throughput > 0
     assert all(0.0 <= value <= 1.0 for _, value in result.eval_history)
     log = Path(result.log_file)
-    assert target_only_errors(log) == []
+    assert errors_besides_the_target(log) == []
     games = events(log, constants.ACTUAL_SELFPLAY_GAMES_PER_GENERATION)
     assert [(e["value"], e["metadata"]["epoch_num"]) for e in games] == [(4, 1), (4, 2)]
     hyper = {key: events(log, key)[0]["value"] for key in (constants.TRAIN_BATCH_SIZE, constants.LR_BOUNDARIES,
                                                              constants.EVAL_OPPONENT, constants.GO_BOARD_SIZE)}
     assert hyper[constants.TRAIN_BATCH_SIZE] == 32 and hyper[constants.EVAL_OPPONENT] == "heuristic"
     # mlperf-logging's training_0.7.0 minigo rules: only the target and the 8192-games minimum fail
-    failures = mlperf_failures(log, tmp_path)
+    failures = mlperf_logging_failures(log, tmp_path, "closed_minigo.yaml")
     allowed = ("eval_accuracy", "min_selfplay_games_per_generation", "actual_selfplay_games_per_generation",
                "v['value'] == 8192", "v['value'] >= 8192", "FAILED")
     assert failures and all(any(word in line for word in allowed) for line in failures), failures
@@ -174,5 +159,5 @@ def test_smoke_config_reaches_its_target_with_a_compliant_log(framework, minigo_
     assert check_log(str(log), "mlbench-1.0.0-smoke").errors == []
     allowed = ("eval_accuracy", "min_selfplay_games_per_generation", "actual_selfplay_games_per_generation",
                "v['value'] == 8192", "v['value'] >= 8192", "FAILED")
-    failures = mlperf_failures(log, tmp_path)
+    failures = mlperf_logging_failures(log, tmp_path, "closed_minigo.yaml")
     assert all(any(word in line for word in allowed) for line in failures), failures

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from compliance.checker import check_log
-from compliance.mllog import constants
+from compliance.smoke_log import errors_besides_the_target, mlperf_logging_failures
 from harness.checkpoint import latest_checkpoint
 from harness.runner import load_benchmark_config
 from harness.torch_runtime import PAYLOAD_FILE
@@ -28,23 +26,6 @@ SMALL = ("model.hidden_size=16", "data.batch_size_per_replica=128", "eval.max_le
 def config(data: Path, out: Path, *overrides: str):
     return load_benchmark_config("gnmt", "smoke", [f"run.data_dir={data}", f"run.out_dir={out}", "run.progress=false",
                                                    *overrides])
-
-
-def target_only_errors(log: Path, ruleset: str = "mlbench-1.0.0-smoke") -> list[str]:
-    """Errors of our checker on `log` other than 'the target was not reached'."""
-    result = check_log(str(log), ruleset)
-    assert result.unusable is None, result.unusable
-    return [f.format(str(log)) for f in result.errors
-            if not (f.key == constants.EVAL_ACCURACY and f.wanted.startswith("an evaluation reaching"))]
-
-
-def mlperf_failures(log: Path, cwd: Path) -> list[str]:
-    """The failed checks of mlperf-logging's own checker (ruleset 0.7.0, closed_gnmt.yaml) on `log`."""
-    completed = subprocess.run([sys.executable, "-m", "mlperf_logging.compliance_checker", "--usage", "training",
-                                "--ruleset", "0.7.0", str(log)], cwd=cwd, capture_output=True, text=True, check=False)
-    output = completed.stdout + completed.stderr
-    assert "training_0.7.0/closed_gnmt.yaml" in output, output
-    return [line for line in output.splitlines() if "Failed" in line or "ERROR" in line]
 
 
 def model_weights(out_dir: Path) -> dict[str, torch.Tensor]:
@@ -62,8 +43,8 @@ def test_two_epoch_log_is_compliant_but_for_the_target(two_epoch_run, tmp_path):
     _, result = two_epoch_run
     assert result.epochs == 2 and len(result.eval_history) == 2 and result.throughput > 0
     log = Path(result.log_file)
-    assert target_only_errors(log) == []
-    failures = mlperf_failures(log, tmp_path)
+    assert errors_besides_the_target(log) == []
+    failures = mlperf_logging_failures(log, tmp_path, "closed_gnmt.yaml")
     assert failures and all("eval_accuracy" in line or line.endswith("FAILED") for line in failures), failures
     text = log.read_text()
     assert '"key": "opt_learning_rate_remain_steps"' in text and '"method": "discard"' in text
@@ -94,8 +75,8 @@ def test_smoke_run_reaches_the_target_with_a_compliant_log(tiny_data, tmp_path):
     result = train.main(config(tiny_data, tmp_path))
     assert result.status == "success" and result.quality >= result.quality_target
     assert result.time_to_train_s < 300
-    assert target_only_errors(Path(result.log_file)) == []
-    failures = mlperf_failures(Path(result.log_file), tmp_path)
+    assert errors_besides_the_target(Path(result.log_file)) == []
+    failures = mlperf_logging_failures(Path(result.log_file), tmp_path, "closed_gnmt.yaml")
     assert all("eval_accuracy" in line or line.endswith("FAILED") for line in failures), failures
 
 
@@ -125,7 +106,7 @@ def three_reference_runs_package(tmp_path: Path, *overrides: str) -> None:
     assert len(logs) == 3 and len({result.log_file for result in results}) == 3
     seeds = set()
     for log in logs:
-        assert target_only_errors(log, "mlbench-1.0.0") == []
+        assert errors_besides_the_target(log, "mlbench-1.0.0") == []
         seeds.add(check_log(str(log), "mlbench-1.0.0").seed)
     assert len(seeds) == 3
     (organisation,) = find_organisations(tmp_path / "submission")

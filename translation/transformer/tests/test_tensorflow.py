@@ -4,16 +4,13 @@ transformer rules), same seed same curve, SIGKILL-free resume equals the uninter
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from compliance.checker import check_log
-from compliance.mllog import constants
+from compliance.smoke_log import errors_besides_the_target, mlperf_logging_failures
 from harness.checkpoint import latest_checkpoint
 from harness.config import load_config
 from harness.errors import ConfigError
@@ -28,23 +25,6 @@ QUICK = ("run.stop_at_target=false", "run.deterministic=true", "run.checkpoint_e
 def smoke_config(data: Path, out: Path, *overrides: str) -> Config:
     return load_config(Config, SMOKE, [f"run.data_dir={data}", f"run.out_dir={out}", "run.progress=false",
                                        "run.threads=1", *overrides])
-
-
-def target_only_errors(log: Path, ruleset: str = "mlbench-1.0.0-smoke") -> list[str]:
-    """Errors of our checker on `log` other than 'the target was not reached'."""
-    result = check_log(str(log), ruleset)
-    assert result.unusable is None, result.unusable
-    return [f.format(str(log)) for f in result.errors
-            if not (f.key == constants.EVAL_ACCURACY and f.wanted.startswith("an evaluation reaching"))]
-
-
-def mlperf_failures(log: Path, cwd: Path) -> list[str]:
-    """The failed checks of mlperf-logging's own checker (ruleset 0.7.0, its transformer rules) on `log`."""
-    completed = subprocess.run([sys.executable, "-m", "mlperf_logging.compliance_checker", "--usage", "training",
-                                "--ruleset", "0.7.0", str(log)], cwd=cwd, capture_output=True, text=True, check=False)
-    output = completed.stdout + completed.stderr
-    assert "training_0.7.0/closed_transformer.yaml" in output, output
-    return [line for line in output.splitlines() if "Failed" in line or "ERROR" in line]
 
 
 def records(log: Path) -> list[dict]:
@@ -71,8 +51,8 @@ def test_two_epoch_log_is_compliant_but_for_the_target(two_epoch_run, tmp_path):
     _, result = two_epoch_run
     assert result.epochs == 2 and len(result.eval_history) == 2 and result.throughput > 0
     log = Path(result.log_file)
-    assert target_only_errors(log) == []
-    failures = mlperf_failures(log, tmp_path)  # its target is the real one (0.25): only that may fail
+    assert errors_besides_the_target(log) == []
+    failures = mlperf_logging_failures(log, tmp_path, "closed_transformer.yaml")  # its target is the real one (0.25): only that may fail
     assert failures and all("eval_accuracy" in line or line.endswith("FAILED") for line in failures), failures
     by_key = {record["key"]: record for record in records(log)}
     assert by_key["max_sequence_length"]["value"] == 256 and by_key["max_sequence_length"]["metadata"]["method"] == "discard"
