@@ -14,6 +14,7 @@ import pytest
 from compliance.smoke_log import errors_besides_the_target, mlperf_logging_failures
 from harness.config import load_config
 from object_detection.ssd.config import Config
+from object_detection.tests.same_run import check_same_first_epoch_and_resume
 
 SMOKE = "object_detection/ssd/configs/smoke.yaml"
 ROOT = Path(__file__).resolve().parents[3]
@@ -56,17 +57,7 @@ def test_same_seed_same_first_epoch_and_resume(two_epoch_run, tiny_coco, tmp_pat
     from the epoch-1 checkpoint gives the same second epoch (the whole two-epoch curve, run twice:
     test_same_seed_same_run, slow)."""
     framework, cfg, first = two_epoch_run
-    train = train_module(framework)
-    again = train.main(smoke_config(tiny_coco, tmp_path / "again", "run.deterministic=true", "schedule.max_epochs=1"))
-    assert again.eval_history == first.eval_history[:1]
-    # resume from the epoch-1 checkpoint of the first run: epoch 2 ends where the first run's did
-    resumed_dir = tmp_path / "resumed"
-    import shutil
-
-    shutil.copytree(Path(cfg.run.out_dir) / "checkpoints", resumed_dir / "checkpoints")
-    shutil.rmtree(sorted((resumed_dir / "checkpoints").glob("epoch-*"))[-1])  # keep epoch 1 only
-    resumed = train.main(smoke_config(tiny_coco, resumed_dir, "run.deterministic=true", "run.resume=true"))
-    assert resumed.eval_history == first.eval_history[1:]
+    check_same_first_epoch_and_resume(train_module(framework).main, smoke_config, tiny_coco, first, cfg.run.out_dir, tmp_path)
 
 
 @pytest.mark.slow
