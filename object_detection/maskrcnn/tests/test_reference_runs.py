@@ -12,8 +12,8 @@ import torch  # noqa: F401
 # isort: split
 import pytest
 
+from harness.reference_runs import check_reference_runs_package
 from object_detection import dataset
-from object_detection.tests.reference_runs import check_reference_runs_package
 
 # What tiny data forces, nothing the rules read: one epoch; random weights (no R-50.pkl download);
 # 2 images a step accumulated 8 times (the reference's global batch of 16 on one process); 32 tiny

@@ -11,8 +11,8 @@ import torch  # noqa: F401
 # isort: split
 import pytest
 
+from harness.reference_runs import check_reference_runs_package
 from object_detection import dataset
-from object_detection.tests.reference_runs import check_reference_runs_package
 
 # What tiny data forces: one epoch and its evaluation (the reference evaluates from epoch 40; an
 # evaluation at epoch 1 breaks no rule, as the checks below show); random weights (no ResNet-34 download); batches of 32 (the

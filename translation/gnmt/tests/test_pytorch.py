@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from compliance.checker import check_log
 from compliance.smoke_log import errors_besides_the_target, mlperf_logging_failures
 from harness.checkpoint import latest_checkpoint
 from harness.runner import load_benchmark_config
@@ -93,29 +92,13 @@ def three_reference_runs_package(tmp_path: Path, *overrides: str) -> None:
     """`--config reference --runs 3` on tiny data: 3 logs with distinct seeds in the submission layout,
     which our checker and the package checker accept apart from the missed target (and the count of
     10 results: 3 runs keep the test short)."""
-    from compliance.package_checker import check_organisation
-    from compliance.submission import find_organisations
-    from harness.runner import train as run_train
+    from harness.reference_runs import check_reference_runs_package
     from translation.gnmt import dataset
 
     data = dataset.make_tiny(tmp_path / "data", seed=0, merges=200, train_pairs=600)
-    results = run_train("gnmt", "pytorch", "reference", runs=3, out=str(tmp_path / "submission"),
-                        overrides=[f"run.data_dir={data}", *TINY_REFERENCE, *overrides])
-    assert [result.status for result in results] == ["aborted"] * 3  # BLEU 24 after a few steps: missed
-    logs = sorted((tmp_path / "submission").glob("*/results/*/gnmt/result_*.txt"))
-    assert len(logs) == 3 and len({result.log_file for result in results}) == 3
-    seeds = set()
-    for log in logs:
-        assert errors_besides_the_target(log, "mlbench-1.0.0") == []
-        seeds.add(check_log(str(log), "mlbench-1.0.0").seed)
-    assert len(seeds) == 3
-    (organisation,) = find_organisations(tmp_path / "submission")
-    report = check_organisation(organisation, "mlbench-1.0.0")
-    assert report.runs_checked == 3
-    assert [problem for problem in report.problems
-            if "eval_accuracy: wanted an evaluation reaching" not in problem[2]
-            and not problem[2].startswith("3 runs failed")
-            and not problem[2].startswith("3 result files, 10 required")] == []
+    # BLEU 24 after a few steps: missed
+    check_reference_runs_package("gnmt", "pytorch", data, [*TINY_REFERENCE, *overrides], runs=3, required=10,
+                                 tmp_path=tmp_path)
 
 
 def test_reference_config_three_runs_package_with_a_small_network(tmp_path):

@@ -1,5 +1,5 @@
-"""`--config reference --runs N` on tiny data, checked as point 8 of the checklist asks, for SSD and
-Mask R-CNN (one copy): N logs with distinct seeds in the submission layout, which our checker and the
+"""`--config reference --runs N` on tiny data, checked as point 8 of the checklist asks (one copy for
+the benchmarks' tests): N logs with distinct seeds in the submission layout, which our checker and the
 package checker accept apart from the missed target and the count of results."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ RULESET = "mlbench-1.0.0"
 def check_reference_runs_package(benchmark: str, framework: str, data: Path, overrides: list[str], runs: int,
                                  required: int, tmp_path: Path) -> None:
     """`required` is the ruleset's number of result files for the benchmark (the package checker's
-    count error names it)."""
+    count error names it); `data` goes in as `run.data_dir`, then `overrides`."""
     results = run_train(benchmark, framework, "reference", runs=runs, out=str(tmp_path / "submission"),
                         overrides=[f"run.data_dir={data}", *overrides])
     assert [result.status for result in results] == ["aborted"] * runs  # the full target after one epoch: missed
@@ -35,4 +35,4 @@ def check_reference_runs_package(benchmark: str, framework: str, data: Path, ove
     assert [problem for problem in report.problems
             if "eval_accuracy: wanted an evaluation reaching" not in problem[2]
             and not problem[2].startswith(f"{runs} runs failed")
-            and not problem[2].startswith(f"{runs} result files, {required} required")] == [], report.problems
+            and problem[2] != f"{runs} result files, {required} required by {RULESET}"] == [], report.problems
